@@ -1,0 +1,226 @@
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv } from 'yargs';
+import { DEFAULT_TFTP_ROOT, type Config } from './config.js';
+import { UserError } from './errors.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
+import type { EfiMode } from './pxe/boot.js';
+import { isIPv4 } from './wire/ip.js';
+
+/** pxe-pdhcp's own usage text, kept word for word for scripts that grep it. */
+export const USAGE =
+  'usage: pxe-pdhcp [-d] [-i interface] [-l listen address] [-t tftp address] [-b broadcast address] <nbp name>\n' +
+  '-i or (-l, -t and -b), and <nbp name> options are needed.';
+
+/** Options as given (command line or config file), keyed by long name; unset ones are absent. */
+export type RawOptions = Record<string, unknown>;
+
+export type ParseResult =
+  | { kind: 'run'; config: Config; raw: RawOptions }
+  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+
+/** Long options (the `--config` file uses the same keys) and what each takes. */
+const OPTIONS = {
+  foreground: { alias: 'd', type: 'boolean', desc: 'stay in the foreground, log to stderr' },
+  interface: { alias: 'i', type: 'string', desc: 'serve this interface (repeatable)' },
+  'listen-address': { alias: 'l', type: 'string', desc: 'our address, option 54 (default: from -i)' },
+  'tftp-address': { alias: 't', type: 'string', desc: 'TFTP server given to clients (default: ours)' },
+  'broadcast-address': { alias: 'b', type: 'string', desc: 'destination of broadcast replies' },
+  'efi-mode': { type: 'string', choices: ['binl', 'bypass'], desc: 'UEFI answer: port 4011 (binl) or direct' },
+  'log-level': { type: 'string', choices: LOG_LEVELS, desc: 'error, warn, info or debug (default info)' },
+  verbose: { alias: 'v', type: 'boolean', desc: 'log level debug' },
+  quiet: { alias: 'q', type: 'boolean', desc: 'log level warn' },
+  'log-format': { type: 'string', choices: ['text', 'json'], desc: 'log line format (default text)' },
+  'log-file': { type: 'string', desc: 'log to this file' },
+  config: { type: 'string', desc: 'JSON file with these long options as keys; re-read on SIGHUP' },
+  tftp: { type: 'boolean', desc: 'run the bundled TFTP server (--no-tftp: do not)' },
+  'tftp-root': { type: 'string', desc: `directory served over TFTP (default ${DEFAULT_TFTP_ROOT})` },
+  'tftp-port': { type: 'number', desc: 'TFTP listening port (default 69)' },
+  'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 64)' },
+  'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
+  'dhcp-port': { type: 'number', desc: 'proxyDHCP port (default 67; for tests)' },
+  'proxy-port': { type: 'number', desc: 'PXE boot-server port (default 4011; for tests)' },
+  'client-port': { type: 'number', desc: 'port broadcast replies go to (default 68; for tests)' },
+  'bind-address': { type: 'string', desc: 'local address to bind (default 0.0.0.0; for tests)' },
+} as const;
+
+/** Options whose value is a list; every other option keeps its last value, as getopt does. */
+const LIST_OPTIONS = new Set(['interface']);
+
+function defineCli(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('pxe-pdhcp')
+    .locale('en')
+    .usage(`${USAGE}\n\nproxyDHCP PXE responder with a bundled TFTP server.`)
+    .command('$0 [nbp]', false)
+    .positional('nbp', { type: 'string', describe: 'boot file (network bootstrap program)' })
+    .options(OPTIONS as unknown as Record<string, object>)
+    .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true })
+    .strict()
+    .help('help')
+    .alias('help', 'h')
+    .version()
+    .wrap(120)
+    .exitProcess(false);
+}
+
+/** Only the long names the user set, with repeated single-value flags reduced to the last one. */
+function explicitOptions(parsed: Record<string, unknown>): RawOptions {
+  const raw: RawOptions = {};
+  for (const key of [...Object.keys(OPTIONS), 'nbp']) {
+    const v = parsed[key];
+    if (v === undefined) continue;
+    if (LIST_OPTIONS.has(key)) raw[key] = Array.isArray(v) ? v.map(String) : [String(v)];
+    else raw[key] = Array.isArray(v) ? v[v.length - 1] : v;
+  }
+  return raw;
+}
+
+/**
+ * Map argv (without `node script`) to a Config, or to what to print and the exit status.
+ * Pure apart from reading the `--config` file; never exits.
+ */
+export function parseArgs(argv: string[]): ParseResult {
+  let failure: string | undefined;
+  let output = '';
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = defineCli(argv)
+      .fail((msg, err) => {
+        failure = msg ?? err?.message ?? 'invalid arguments';
+      })
+      .parseSync(argv, {}, (_err, _argv, out) => {
+        output = out;
+      }) as Record<string, unknown>;
+  } catch (err) {
+    failure ??= (err as Error).message;
+  }
+  if (failure) return { kind: 'exit', code: 1, stderr: `pxe-pdhcp: ${failure}\n${USAGE}\n` };
+  if (output) return { kind: 'exit', code: 0, stdout: `${output}\n` };
+  const raw = explicitOptions(parsed);
+  try {
+    return { kind: 'run', config: resolveConfig(raw), raw };
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    return { kind: 'exit', code: 1, stderr: `pxe-pdhcp: ${err.message}\n${err.usage ? `${USAGE}\n` : ''}` };
+  }
+}
+
+/** Read a `--config` file: a JSON object whose keys are long option names. @throws UserError */
+export function readConfigFile(path: string): RawOptions {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new UserError(`config file ${path} must hold a JSON object`);
+  }
+  const known = new Set([...Object.keys(OPTIONS), 'nbp']);
+  for (const key of Object.keys(data)) {
+    if (!known.has(key) || key === 'config') throw new UserError(`config file ${path}: unknown key "${key}"`);
+  }
+  return data as RawOptions;
+}
+
+function str(raw: RawOptions, key: string): string | undefined {
+  const v = raw[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw new UserError(`${key} must be a non-empty string`);
+  return v;
+}
+
+function address(raw: RawOptions, key: string): string | undefined {
+  const v = str(raw, key);
+  if (v !== undefined && !isIPv4(v)) throw new UserError(`${key}: '${v}' is not an IPv4 address`);
+  return v;
+}
+
+function int(raw: RawOptions, key: string, fallback: number, min: number, max: number): number {
+  const v = raw[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new UserError(`${key} must be a whole number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function bool(raw: RawOptions, key: string): boolean | undefined {
+  const v = raw[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new UserError(`${key} must be true or false`);
+  return v;
+}
+
+function oneOf<T extends string>(raw: RawOptions, key: string, values: readonly T[]): T | undefined {
+  const v = str(raw, key);
+  if (v !== undefined && !values.includes(v as T)) throw new UserError(`${key} must be one of ${values.join(', ')}`);
+  return v as T | undefined;
+}
+
+function interfaces(raw: RawOptions): string[] {
+  const v = raw.interface;
+  if (v === undefined) return [];
+  const list = Array.isArray(v) ? v : [v];
+  if (!list.every((x) => typeof x === 'string' && x !== '')) throw new UserError('interface must name interfaces');
+  return [...new Set(list as string[])];
+}
+
+function logLevel(raw: RawOptions): LogLevel {
+  const explicit = oneOf(raw, 'log-level', LOG_LEVELS);
+  if (explicit) return explicit;
+  if (bool(raw, 'verbose')) return 'debug';
+  if (bool(raw, 'quiet')) return 'warn';
+  return 'info';
+}
+
+/**
+ * Merge the command line over the config file (if any) and check the result.
+ * @throws UserError
+ */
+export function resolveConfig(cli: RawOptions): Config {
+  const configFile = str(cli, 'config');
+  const raw: RawOptions = configFile ? { ...readConfigFile(configFile), ...cli } : cli;
+  const ifaces = interfaces(raw);
+  const listenAddress = address(raw, 'listen-address');
+  const tftpAddress = address(raw, 'tftp-address');
+  const broadcastAddress = address(raw, 'broadcast-address');
+  const nbp = str(raw, 'nbp');
+  if (nbp === undefined) throw new UserError('missing <nbp name>', true);
+  if (ifaces.length === 0 && (!listenAddress || !tftpAddress || !broadcastAddress)) {
+    throw new UserError('give -i, or all of -l, -t and -b', true);
+  }
+  const bindAddress = address(raw, 'bind-address') ?? '0.0.0.0';
+  return {
+    foreground: bool(raw, 'foreground') ?? false,
+    interfaces: ifaces,
+    ...(listenAddress ? { listenAddress } : {}),
+    ...(tftpAddress ? { tftpAddress } : {}),
+    ...(broadcastAddress ? { broadcastAddress } : {}),
+    nbp,
+    efiMode: oneOf<EfiMode>(raw, 'efi-mode', ['binl', 'bypass']) ?? 'binl',
+    logLevel: logLevel(raw),
+    logFormat: oneOf<LogFormat>(raw, 'log-format', ['text', 'json']) ?? 'text',
+    ...(str(raw, 'log-file') ? { logFile: str(raw, 'log-file') } : {}),
+    ...(configFile ? { configFile } : {}),
+    bindAddress,
+    ports: {
+      dhcp: int(raw, 'dhcp-port', 67, 0, 65535),
+      proxy: int(raw, 'proxy-port', 4011, 0, 65535),
+      client: int(raw, 'client-port', 68, 1, 65535),
+    },
+    tftp: {
+      enabled: bool(raw, 'tftp') ?? true,
+      root: str(raw, 'tftp-root') ?? DEFAULT_TFTP_ROOT,
+      port: int(raw, 'tftp-port', 69, 0, 65535),
+      maxTransfers: int(raw, 'tftp-max-transfers', 64, 1, 10000),
+      idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
+    },
+  };
+}

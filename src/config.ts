@@ -1,0 +1,43 @@
+import type { LogFormat, LogLevel } from './log.js';
+import type { EfiMode } from './pxe/boot.js';
+
+/** Everything the daemon needs, from the command line and the `--config` file. */
+export interface Config {
+  /** `-d`: stay in the foreground (pxe-pdhcp's meaning). */
+  foreground: boolean;
+  /** `-i`, repeatable: interfaces to serve. Empty when `-l -t -b` are all given instead. */
+  interfaces: string[];
+  /** `-l`: our address (option 54). Defaults to each interface's own. */
+  listenAddress?: string;
+  /** `-t`: the TFTP server handed to clients (siaddr). Defaults to our address. */
+  tftpAddress?: string;
+  /** `-b`: where broadcast replies go. Defaults to 255.255.255.255 out of the bound interface. */
+  broadcastAddress?: string;
+  /** The positional `<nbp name>`: the boot file for every client. */
+  nbp: string;
+  efiMode: EfiMode;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Log to this file instead of stderr (foreground) or syslog (detached). */
+  logFile?: string;
+  /** The JSON file the settings came from, re-read on SIGHUP. */
+  configFile?: string;
+  /** Local address the sockets bind to (0.0.0.0, so broadcasts arrive). */
+  bindAddress: string;
+  /** UDP ports; tests and benchmarks move them. */
+  ports: { dhcp: number; proxy: number; client: number };
+  tftp: TftpConfig;
+}
+
+export interface TftpConfig {
+  /** False with `--no-tftp`, or when `-t` names another host. */
+  enabled: boolean;
+  root: string;
+  port: number;
+  /** At most this many transfers at once. */
+  maxTransfers: number;
+  /** Seconds without client traffic after which a transfer is dropped. */
+  idleTimeout: number;
+}
+
+export const DEFAULT_TFTP_ROOT = '/srv/tftp';

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import winston from 'winston';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+export type LogFormat = 'text' | 'json';
+
+/** Where log lines go: stderr (foreground, systemd), a file, or syslog (detached). */
+export type LogSink = { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'syslog' };
+
+export interface LogOptions {
+  level: LogLevel;
+  format: LogFormat;
+  sink: LogSink;
+}
+
+export type Logger = winston.Logger;
+
+/** sd-daemon(3) priority prefixes, understood by journald on a service's stderr. */
+const JOURNAL_PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+function fields(info: winston.Logform.TransformableInfo): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(info)) {
+    if (k === 'level' || k === 'message' || k === 'timestamp' || v === undefined) continue;
+    const text = typeof v === 'string' ? v : JSON.stringify(v);
+    parts.push(`${k}=${/[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text}`);
+  }
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
+/**
+ * Text lines are `message key=value …`. Under journald (JOURNAL_STREAM set) they carry a `<N>`
+ * priority prefix and no timestamp, since the journal adds its own.
+ */
+function textFormat(journal: boolean, timestamps: boolean): winston.Logform.Format {
+  return winston.format.printf((info) => {
+    const line = `${String(info.message)}${fields(info)}`;
+    if (journal) return `<${JOURNAL_PRIORITY[info.level] ?? 6}>${line}`;
+    return timestamps ? `${new Date().toISOString()} ${info.level}: ${line}` : `${info.level}: ${line}`;
+  });
+}
+
+/** The stdin of a `logger -t pxe-pdhcp` process, which writes each line to syslog. */
+function syslogStream(): Writable {
+  const child = spawn('logger', ['-t', 'pxe-pdhcp', '--id', String(process.pid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: false,
+  });
+  child.on('error', () => undefined);
+  child.stdin.on('error', () => undefined);
+  return child.stdin;
+}
+
+/** Create the daemon's logger. The only place that knows winston. */
+export function createLogger(o: LogOptions): Logger {
+  const journal = o.sink.kind === 'stderr' && process.env.JOURNAL_STREAM !== undefined;
+  const format =
+    o.format === 'json'
+      ? winston.format.combine(winston.format.timestamp(), winston.format.json())
+      : textFormat(journal, o.sink.kind !== 'syslog');
+  let transport: winston.transport;
+  switch (o.sink.kind) {
+    case 'stderr':
+      transport = new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] });
+      break;
+    case 'file':
+      transport = new winston.transports.File({ filename: o.sink.path });
+      break;
+    case 'syslog':
+      transport = new winston.transports.Stream({ stream: syslogStream() });
+      break;
+  }
+  return winston.createLogger({ level: o.level, levels: winston.config.npm.levels, format, transports: [transport] });
+}
+
+/** Flush and close a logger: resolves when its last line is written (or after `ms`). */
+export function closeLogger(log: Logger, ms = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    log.on('finish', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    log.end();
+  });
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
+import type { Config } from './config.js';
+import { startDaemon, type Daemon } from './daemon.js';
+import { UserError } from './errors.js';
+import { closeLogger, createLogger, type LogSink, type Logger } from './log.js';
+
+/** Set in the environment of the detached child, so it does not detach again. */
+const CHILD_ENV = 'PXE_PDHCP_DETACHED';
+
+type ChildMessage = { ready: true } | { error: string };
+
+function fail(message: string): never {
+  process.stderr.write(`pxe-pdhcp: ${message}\n`);
+  process.exit(1);
+}
+
+/**
+ * Without -d, pxe-pdhcp detaches as daemon(3) did. Node cannot fork, so the same command runs again
+ * as a detached child, which reports over IPC once its sockets are bound (or why they are not);
+ * this process then exits 0 or 1 accordingly.
+ */
+function detach(): void {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    env: { ...process.env, [CHILD_ENV]: '1' },
+  });
+  child.once('message', (m: ChildMessage) => {
+    if ('error' in m) fail(m.error);
+    child.disconnect();
+    child.unref();
+    process.exit(0);
+  });
+  child.once('exit', (code) => fail(`the daemon exited during start-up (status ${code ?? 'signal'})`));
+  child.once('error', (err) => fail(`cannot start the daemon: ${err.message}`));
+}
+
+function sinkFor(config: Config, detached: boolean): LogSink {
+  if (config.logFile) return { kind: 'file', path: config.logFile };
+  return detached ? { kind: 'syslog' } : { kind: 'stderr' };
+}
+
+function report(m: ChildMessage): void {
+  if (process.send) {
+    process.send(m);
+    if ('ready' in m) process.disconnect();
+  }
+}
+
+/** Signals: TERM/INT/QUIT stop cleanly, HUP reloads the config file, a second stop signal exits at once. */
+function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info('stopping', { signal, stats: daemon.stats.snapshot() });
+    setTimeout(() => process.exit(1), 5000).unref();
+    void daemon
+      .close()
+      .then(() => closeLogger(log))
+      .then(() => {
+        process.exitCode = 0;
+      });
+  };
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(s, () => stop(s));
+  process.on('SIGHUP', () => {
+    try {
+      daemon.reload(resolveConfig(raw));
+      log.info('configuration reloaded', raw.config ? { config: raw.config } : {});
+    } catch (err) {
+      log.error('reload failed, keeping the running configuration', { error: (err as Error).message });
+    }
+  });
+}
+
+async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
+  process.on('uncaughtException', (err) => {
+    log.error('unexpected error, exiting', { error: err.stack ?? String(err) });
+    void closeLogger(log).then(() => process.exit(1));
+  });
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(config, { log });
+  } catch (err) {
+    const message = err instanceof UserError ? err.message : `start-up failed: ${(err as Error).stack ?? String(err)}`;
+    if (detached) {
+      report({ error: message });
+      log.error(message);
+    }
+    await closeLogger(log);
+    fail(message);
+  }
+  installSignals(daemon, raw, log);
+  if (detached) report({ ready: true });
+}
+
+function main(): void {
+  const parsed = parseArgs(process.argv.slice(2));
+  if (parsed.kind === 'exit') {
+    if (parsed.stdout) process.stdout.write(parsed.stdout);
+    if (parsed.stderr) process.stderr.write(parsed.stderr);
+    process.exitCode = parsed.code;
+    return;
+  }
+  const detached = process.env[CHILD_ENV] === '1';
+  if (!parsed.config.foreground && !detached) {
+    detach();
+    return;
+  }
+  void run(parsed.config, parsed.raw, detached);
+}
+
+main();

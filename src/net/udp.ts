@@ -1,0 +1,94 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { setsockopt } from 'sockopt';
+import { UserError } from '../errors.js';
+
+const SOL_SOCKET = 1;
+/** Linux ≥ 5.0: bind a socket to an interface by index (socket(7)). */
+const SO_BINDTOIFINDEX = 62;
+
+export interface UdpOptions {
+  port: number;
+  /** Local address; 0.0.0.0 receives broadcasts too. */
+  address: string;
+  /** Bind to this interface (name for messages, index for the kernel). */
+  device?: { name: string; index: number };
+  broadcast?: boolean;
+  reuseAddr?: boolean;
+  recvBufferSize?: number;
+  sendBufferSize?: number;
+  /** What the port is for, in error messages ("proxyDHCP", "TFTP"). */
+  purpose: string;
+}
+
+/** A bound UDP socket's failure to bind, in words a user can act on. */
+export function bindErrorMessage(err: NodeJS.ErrnoException, o: UdpOptions): string {
+  const where = `UDP ${o.address}:${o.port}${o.device ? ` on ${o.device.name}` : ''} (${o.purpose})`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: the port is already in use by another program`;
+    case 'EACCES':
+    case 'EPERM':
+      return `cannot listen on ${where}: permission denied (run as root or with CAP_NET_BIND_SERVICE)`;
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: ${o.address} is not an address of this host`;
+    case 'ENODEV':
+      return `cannot listen on ${where}: no such interface`;
+    default:
+      return `cannot listen on ${where}: ${err.message}`;
+  }
+}
+
+function bindToDevice(socket: Socket, index: number): void {
+  // sockopt reads the fd through the deprecated Socket#_handle; silence that one warning.
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    setsockopt(socket, SOL_SOCKET, SO_BINDTOIFINDEX, index);
+  } finally {
+    process.noDeprecation = quiet;
+  }
+}
+
+/**
+ * Open and bind a UDP socket. With `device`, the socket is bound to that interface, so it sees only
+ * that interface's packets and its broadcasts leave through it.
+ * @throws UserError when the socket cannot be bound
+ */
+export function openUdp(o: UdpOptions): Promise<Socket> {
+  const socket = createSocket({
+    type: 'udp4',
+    reuseAddr: o.reuseAddr ?? false,
+    ...(o.recvBufferSize ? { recvBufferSize: o.recvBufferSize } : {}),
+    ...(o.sendBufferSize ? { sendBufferSize: o.sendBufferSize } : {}),
+  });
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      socket.close();
+      reject(new UserError(bindErrorMessage(err, o)));
+    };
+    socket.once('error', onError);
+    socket.bind({ port: o.port, address: o.address, exclusive: true }, () => {
+      socket.off('error', onError);
+      try {
+        if (o.broadcast) socket.setBroadcast(true);
+        if (o.device) bindToDevice(socket, o.device.index);
+      } catch (err) {
+        socket.close();
+        reject(new UserError(bindErrorMessage(err as NodeJS.ErrnoException, o)));
+        return;
+      }
+      resolve(socket);
+    });
+  });
+}
+
+/** Close a socket, ignoring one already closed. */
+export function closeUdp(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}

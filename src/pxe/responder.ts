@@ -1,0 +1,96 @@
+import type { RemoteInfo, Socket } from 'node:dgram';
+import type { Logger } from '../log.js';
+import { RateLimiter, type Stats } from '../stats.js';
+import { decodeDhcp, encodeDhcp } from '../wire/dhcp-packet.js';
+import { DecodeError } from '../wire/reader.js';
+import type { BootPolicy } from './boot.js';
+import { uuidText } from './client.js';
+import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from './policy.js';
+
+/** Which of our two ports a socket serves. */
+export type ResponderPort = 'dhcp' | 'proxy';
+
+export interface ResponderDeps {
+  log: Logger;
+  stats: Stats;
+  /** The policy in force; a function so a reload takes effect on the next packet. */
+  policy: () => BootPolicy;
+  /** Caps per-client info lines (shared by all sockets). */
+  answerLines: RateLimiter;
+}
+
+const COUNTER: Record<ResponderPort, string> = { dhcp: 'offer-sent', proxy: 'ack-sent' };
+
+/** decode → decide → encode → send, for one datagram. Never throws. */
+export function handleDatagram(
+  port: ResponderPort,
+  socket: Socket,
+  ctx: ServerContext,
+  deps: ResponderDeps,
+  msg: Buffer,
+  from: RemoteInfo,
+): void {
+  let decision: Decision;
+  try {
+    const req = decodeDhcp(msg);
+    const policy = deps.policy();
+    decision =
+      port === 'dhcp'
+        ? decideProxyOffer(req, ctx, policy)
+        : decideBootAck(req, { address: from.address, port: from.port }, ctx, policy);
+    if (decision.kind === 'ignore') {
+      deps.stats.count(decision.reason);
+      const level = decision.level ?? 'debug';
+      if (level === 'debug' ? deps.log.isDebugEnabled() : deps.answerLines.take()) {
+        deps.log.log(level, 'ignored', {
+          port,
+          from: `${from.address}:${from.port}`,
+          reason: decision.reason,
+          ...(decision.detail ? { detail: decision.detail } : {}),
+          ...(decision.client ? { mac: decision.client.mac, arch: decision.client.archName } : {}),
+        });
+      }
+      return;
+    }
+    const out = encodeDhcp(decision.reply);
+    const { to, client, choice } = decision;
+    socket.send(out, to.port, to.address, (err) => {
+      if (!err) return;
+      deps.stats.count('send-error');
+      deps.log.warn('send failed', { to: `${to.address}:${to.port}`, error: err.message });
+    });
+    deps.stats.count(COUNTER[port]);
+    if (deps.answerLines.take()) {
+      deps.log.info(port === 'dhcp' ? 'proxy offer' : 'boot ack', {
+        mac: client.mac,
+        arch: client.archName,
+        vendor: client.vendorClass,
+        ...(client.userClass !== undefined ? { 'user-class': client.userClass } : {}),
+        ...(client.uuid ? { uuid: uuidText(client.uuid) } : {}),
+        port: port === 'dhcp' ? 67 : 4011,
+        file: choice.file,
+        'next-server': decision.reply.nextServer,
+        shape: choice.shape,
+        rule: choice.rule,
+        to: `${to.address}:${to.port}`,
+      });
+    }
+  } catch (err) {
+    if (err instanceof DecodeError) {
+      deps.stats.count(err.code);
+      deps.log.debug('dropped malformed packet', { port, from: `${from.address}:${from.port}`, reason: err.code, detail: err.message });
+      return;
+    }
+    deps.stats.count('internal-error');
+    deps.log.error('handler failed', { port, from: `${from.address}:${from.port}`, error: (err as Error).stack ?? String(err) });
+  }
+}
+
+/** Serve one socket: every datagram goes through handleDatagram. */
+export function attachResponder(port: ResponderPort, socket: Socket, ctx: ServerContext, deps: ResponderDeps): void {
+  socket.on('message', (msg, from) => handleDatagram(port, socket, ctx, deps, msg, from));
+  socket.on('error', (err) => {
+    deps.stats.count('socket-error');
+    deps.log.error('socket error', { port, error: err.message });
+  });
+}

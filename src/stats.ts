@@ -1,0 +1,48 @@
+/** Counters keyed by outcome (`offer-sent`, `not-pxe-client`, `truncated`, …). */
+export class Stats {
+  readonly #counts = new Map<string, number>();
+
+  /** Keys are our own fixed reason strings, never client data, so the map stays small. */
+  count(key: string, n = 1): void {
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + n);
+  }
+
+  get(key: string): number {
+    return this.#counts.get(key) ?? 0;
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries([...this.#counts].sort(([a], [b]) => a.localeCompare(b)));
+  }
+}
+
+/**
+ * A token bucket: lets `perSecond` events through on average, bursts up to `burst`.
+ * Used so that per-client info lines cannot flood the log under load.
+ */
+export class RateLimiter {
+  #tokens: number;
+  #last: number;
+  suppressed = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.perSecond);
+    this.#last = t;
+    if (this.#tokens >= 1) {
+      this.#tokens -= 1;
+      return true;
+    }
+    this.suppressed++;
+    return false;
+  }
+}
