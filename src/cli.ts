@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { DEFAULT_TFTP_ROOT, type Config } from './config.js';
+import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from './config.js';
 import { UserError } from './errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
 import type { EfiMode } from './pxe/boot.js';
@@ -37,6 +37,7 @@ const OPTIONS = {
   'tftp-port': { type: 'number', desc: 'TFTP listening port (default 69)' },
   'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 64)' },
   'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
+  user: { type: 'string', desc: 'account to run as after binding, when started as root (default nobody)' },
   'dhcp-port': { type: 'number', desc: 'proxyDHCP port (default 67; for tests)' },
   'proxy-port': { type: 'number', desc: 'PXE boot-server port (default 4011; for tests)' },
   'client-port': { type: 'number', desc: 'port broadcast replies go to (default 68; for tests)' },
@@ -210,6 +211,7 @@ export function resolveConfig(cli: RawOptions): Config {
     ...(str(raw, 'log-file') ? { logFile: str(raw, 'log-file') } : {}),
     ...(configFile ? { configFile } : {}),
     bindAddress,
+    user: str(raw, 'user') ?? DEFAULT_USER,
     ports: {
       dhcp: int(raw, 'dhcp-port', 67, 0, 65535),
       proxy: int(raw, 'proxy-port', 4011, 0, 65535),

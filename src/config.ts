@@ -24,6 +24,8 @@ export interface Config {
   configFile?: string;
   /** Local address the sockets bind to (0.0.0.0, so broadcasts arrive). */
   bindAddress: string;
+  /** `--user`: the account to switch to after binding, when started as root. */
+  user: string;
   /** UDP ports; tests and benchmarks move them. */
   ports: { dhcp: number; proxy: number; client: number };
   tftp: TftpConfig;
@@ -41,3 +43,5 @@ export interface TftpConfig {
 }
 
 export const DEFAULT_TFTP_ROOT = '/srv/tftp';
+/** The unprivileged account of `--user`'s default, as dnsmasq and tftpd-hpa use. */
+export const DEFAULT_USER = 'nobody';

@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { UserError } from './errors.js';
 import { closeLogger, createLogger, type LogSink, type Logger } from './log.js';
+import { dropPrivileges } from './privileges.js';
 
 /** Set in the environment of the detached child, so it does not detach again. */
 const CHILD_ENV = 'PXE_PDHCP_DETACHED';
@@ -90,6 +91,19 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
       report({ error: message });
       log.error(message);
     }
+    await closeLogger(log);
+    fail(message);
+  }
+  try {
+    const drop = dropPrivileges(config.user);
+    if (drop.dropped) log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
+  } catch (err) {
+    const message = err instanceof UserError ? err.message : `cannot drop privileges: ${(err as Error).message}`;
+    if (detached) {
+      report({ error: message });
+      log.error(message);
+    }
+    await daemon.close();
     await closeLogger(log);
     fail(message);
   }
