@@ -47,6 +47,13 @@ const OPTIONS = {
 /** Options whose value is a list; every other option keeps its last value, as getopt does. */
 const LIST_OPTIONS = new Set(['interface']);
 
+/** Every option that takes a value must get one: `-i` alone is an error, as with getopt. */
+function withRequiredValues(options: Record<string, { type: string }>): Record<string, object> {
+  return Object.fromEntries(
+    Object.entries(options).map(([k, o]) => [k, o.type === 'boolean' ? o : { ...o, requiresArg: true }]),
+  );
+}
+
 function defineCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('pxe-pdhcp')
@@ -54,7 +61,7 @@ function defineCli(argv: string[]): Argv {
     .usage(`${USAGE}\n\nproxyDHCP PXE responder with a bundled TFTP server.`)
     .command('$0 [nbp]', false)
     .positional('nbp', { type: 'string', describe: 'boot file (network bootstrap program)' })
-    .options(OPTIONS as unknown as Record<string, object>)
+    .options(withRequiredValues(OPTIONS))
     .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true })
     .strict()
     .help('help')
