@@ -7,7 +7,11 @@ export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'
 export type LogFormat = 'text' | 'json';
 
 /** Where log lines go: stderr (foreground, systemd), a file, or syslog (detached). */
-export type LogSink = { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'syslog' };
+export type LogSink =
+  | { kind: 'stderr' }
+  | { kind: 'file'; path: string }
+  | { kind: 'syslog' }
+  | { kind: 'stream'; stream: Writable };
 
 export interface LogOptions {
   level: LogLevel;
@@ -59,7 +63,7 @@ export function createLogger(o: LogOptions): Logger {
   const format =
     o.format === 'json'
       ? winston.format.combine(winston.format.timestamp(), winston.format.json())
-      : textFormat(journal, o.sink.kind !== 'syslog');
+      : textFormat(journal, o.sink.kind === 'stderr' || o.sink.kind === 'file');
   let transport: winston.transport;
   switch (o.sink.kind) {
     case 'stderr':
@@ -70,6 +74,9 @@ export function createLogger(o: LogOptions): Logger {
       break;
     case 'syslog':
       transport = new winston.transports.Stream({ stream: syslogStream() });
+      break;
+    case 'stream':
+      transport = new winston.transports.Stream({ stream: o.sink.stream });
       break;
   }
   return winston.createLogger({ level: o.level, levels: winston.config.npm.levels, format, transports: [transport] });
