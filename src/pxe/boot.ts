@@ -1,5 +1,8 @@
+import { checkAccess, type ClientPattern } from './acl.js';
 import { isUefiArch } from './arch.js';
 import type { PxeClient } from './client.js';
+import { RPI_VENDOR_OPTIONS, detectRaspberryPi } from './rpi.js';
+import { findRule, ruleLabel, type BootRule } from './rules.js';
 
 /** How UEFI PXE firmware is answered: `binl` sends it to port 4011 (default), `bypass` boots from the offer. */
 export type EfiMode = 'binl' | 'bypass';
@@ -13,9 +16,21 @@ export type AnswerShape = 'bypass' | 'binl';
 
 /** Everything boot policy needs; built from the command line and config file. */
 export interface BootPolicy {
-  /** The positional `<nbp>`: the answer for every client. */
-  defaultFile: string;
+  /**
+   * The positional `<nbp>`: the answer for a client no rule matches, whatever its arch (so
+   * `pxe-pdhcp -i eth0 pxelinux.0` behaves as before). Optional once rules exist; without it, a
+   * client no rule matches is ignored with a warning naming its arch.
+   */
+  defaultFile?: string;
   efiMode: EfiMode;
+  /** `--boot` rules, tried in order; the first that matches answers. */
+  rules?: readonly BootRule[];
+  /** `--allow`: when non-empty, only clients fitting an entry are answered. */
+  allow?: readonly ClientPattern[];
+  /** `--deny`: clients fitting an entry are never answered (wins over allow). */
+  deny?: readonly ClientPattern[];
+  /** Raspberry Pi 4/5 detection; on unless false (`--no-rpi`). */
+  rpi?: boolean;
 }
 
 /** What to tell one client. */
@@ -23,7 +38,7 @@ export interface BootChoice {
   file: string;
   /** Overrides the TFTP server for this answer. */
   nextServer?: string;
-  /** Which rule matched, for the log line: `default`. */
+  /** Which rule matched, for the log line: `rule 2 (arch=efi-x64,file=ipxe.efi)`, `default`, `raspberry-pi, default`. */
   rule: string;
   shape: AnswerShape;
   /** Raw option 43 data to send instead of the shape's own. */
@@ -43,7 +58,36 @@ export function shapeFor(client: PxeClient, efiMode: EfiMode): AnswerShape {
   return isUefiArch(client.arch) && !client.isIpxe && efiMode === 'binl' ? 'binl' : 'bypass';
 }
 
-/** Decide which file a PXE client boots. Pure. */
+/**
+ * Decide what a PXE client boots: the one place of boot policy. Pure. In order:
+ * 1. allow/deny: a denied or not-allowed client is ignored (`info`);
+ * 2. Raspberry Pi 4/5 (unless `rpi` is false): answered with the Pi's option 43 whatever else holds,
+ *    since without it the Pi ignores the offer (the file still comes from steps 3-4, for the log and
+ *    for boards that read it; a Pi with neither gets an empty file, which it never asks for);
+ * 3. the rules, first match wins;
+ * 4. the positional default; a client with none of these is ignored (`warn`, naming its arch).
+ */
 export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | BootRefusal {
-  return { file: policy.defaultFile, rule: 'default', shape: shapeFor(client, policy.efiMode) };
+  const refused = checkAccess(policy, client);
+  if (refused) return { ignore: refused.reason, detail: refused.detail, level: 'info' };
+  const pi = policy.rpi !== false && detectRaspberryPi(client) !== undefined;
+  const shape = shapeFor(client, policy.efiMode);
+  const found = findRule(policy.rules ?? [], client);
+  let answer: Pick<BootChoice, 'file' | 'nextServer' | 'rule'>;
+  if (found) {
+    const { rule, index } = found;
+    answer = { file: rule.file, rule: ruleLabel(rule, index), ...(rule.nextServer ? { nextServer: rule.nextServer } : {}) };
+  } else if (policy.defaultFile !== undefined) {
+    answer = { file: policy.defaultFile, rule: 'default' };
+  } else if (pi) {
+    answer = { file: '', rule: 'no file' };
+  } else {
+    return {
+      ignore: 'arch-not-served',
+      detail: `no boot rule matches arch ${client.archName} (${client.arch}) and no default <nbp> is set`,
+      level: 'warn',
+    };
+  }
+  if (!pi) return { ...answer, shape };
+  return { ...answer, rule: `raspberry-pi, ${answer.rule}`, shape: 'bypass', vendorOptions: RPI_VENDOR_OPTIONS };
 }
