@@ -6,12 +6,20 @@ LIBDIR  ?= $(PREFIX)/lib/pxe-pdhcp
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 NODE    ?= $(shell command -v node)
 NPM     ?= npm
-ARGS    ?= -i lo pxelinux.0
+IFACE   ?= eth0
+TFTP_ROOT ?= /srv/tftp
+# What `make run` serves: BIOS gets pxelinux.0, UEFI x64 syslinux.efi, from $(TFTP_ROOT).
+ARGS    ?= -i $(IFACE) --tftp-root $(TFTP_ROOT) --boot arch=efi-x64,file=syslinux.efi pxelinux.0
+# Debian packages the tests use (real clients and servers, QEMU firmware, man page checks).
+DEBIAN_PKGS = iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
+	tftp-hpa atftp curl qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd
+# What the default TFTP root is made of.
+BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run install uninstall clean distclean
+.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean
 
 all: build
 
@@ -25,8 +33,16 @@ dist/main.js: node_modules $(shell find src -name '*.ts')
 
 build: dist/main.js
 
+## deps: install the Debian packages the tests need (only those missing).
+deps:
+	@missing=$$(for p in $(DEBIAN_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
 ## test: every unit, loopback and namespace test (namespace tests need root).
-test: build
+test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
 
 typecheck: node_modules
@@ -41,8 +57,25 @@ man:
 
 check: lint man test
 
-run: build
+## run: serve $(IFACE) in the foreground, with a TFTP root that boots BIOS and UEFI clients.
+run: build $(TFTP_ROOT)/pxelinux.0
 	$(NODE) dist/main.js -d $(ARGS)
+
+tftproot: $(TFTP_ROOT)/pxelinux.0
+
+$(TFTP_ROOT)/pxelinux.0:
+	@missing=$$(for p in $(BOOT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	install -d $(TFTP_ROOT)/pxelinux.cfg
+	install -m644 /usr/lib/syslinux/modules/bios/ldlinux.c32 /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi \
+	  /usr/lib/syslinux/modules/efi64/ldlinux.e64 /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/ipxe.efi $(TFTP_ROOT)/
+	test -e $(TFTP_ROOT)/pxelinux.cfg/default || printf '%s\n' \
+	  'SAY pxe-pdhcp: this machine booted from the network.' \
+	  'SAY Put a kernel and initrd in $(TFTP_ROOT) and a LABEL for them here.' \
+	  'PROMPT 1' 'TIMEOUT 100' 'DEFAULT local' 'LABEL local' '  LOCALBOOT 0' > $(TFTP_ROOT)/pxelinux.cfg/default
+	install -m644 /usr/lib/PXELINUX/pxelinux.0 $(TFTP_ROOT)/pxelinux.0
 
 install: build
 	install -d $(DESTDIR)$(LIBDIR)
