@@ -3,7 +3,9 @@ import yargs, { type Argv } from 'yargs';
 import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from './config.js';
 import { UserError } from './errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
+import { parseClientPatterns } from './pxe/acl.js';
 import type { EfiMode } from './pxe/boot.js';
+import { parseBootRules } from './pxe/rules.js';
 import { isIPv4 } from './wire/ip.js';
 
 /** pxe-pdhcp's own usage text, kept word for word for scripts that grep it. */
@@ -19,13 +21,17 @@ export type ParseResult =
   | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
 
 /** Long options (the `--config` file uses the same keys) and what each takes. */
-const OPTIONS = {
+export const OPTIONS = {
   foreground: { alias: 'd', type: 'boolean', desc: 'stay in the foreground, log to stderr' },
   interface: { alias: 'i', type: 'string', desc: 'serve this interface (repeatable)' },
   'listen-address': { alias: 'l', type: 'string', desc: 'our address, option 54 (default: from -i)' },
   'tftp-address': { alias: 't', type: 'string', desc: 'TFTP server given to clients (default: ours)' },
   'broadcast-address': { alias: 'b', type: 'string', desc: 'destination of broadcast replies' },
   'efi-mode': { type: 'string', choices: ['binl', 'bypass'], desc: 'UEFI answer: port 4011 (binl) or direct' },
+  boot: { type: 'string', desc: 'boot rule, e.g. arch=efi-x64,file=ipxe.efi (repeatable; first match wins)' },
+  allow: { type: 'string', desc: 'answer only clients with this MAC pattern or UUID (repeatable)' },
+  deny: { type: 'string', desc: 'never answer clients with this MAC pattern or UUID (repeatable)' },
+  rpi: { type: 'boolean', desc: 'answer Raspberry Pi 4/5 with their boot menu (default on; --no-rpi: off)' },
   'log-level': { type: 'string', choices: LOG_LEVELS, desc: 'error, warn, info or debug (default info)' },
   verbose: { alias: 'v', type: 'boolean', desc: 'log level debug' },
   quiet: { alias: 'q', type: 'boolean', desc: 'log level warn' },
@@ -45,7 +51,7 @@ const OPTIONS = {
 } as const;
 
 /** Options whose value is a list; every other option keeps its last value, as getopt does. */
-const LIST_OPTIONS = new Set(['interface']);
+const LIST_OPTIONS = new Set(['interface', 'boot', 'allow', 'deny']);
 
 /** Every option that takes a value must get one: `-i` alone is an error, as with getopt. */
 function withRequiredValues(options: Record<string, { type: string }>): Record<string, object> {
@@ -200,7 +206,9 @@ export function resolveConfig(cli: RawOptions): Config {
   const tftpAddress = address(raw, 'tftp-address');
   const broadcastAddress = address(raw, 'broadcast-address');
   const nbp = str(raw, 'nbp');
-  if (nbp === undefined) throw new UserError('missing <nbp name>', true);
+  const boot = parseBootRules(raw.boot);
+  // Rules may cover every client themselves; without any, <nbp> is the only answer (pxe-pdhcp).
+  if (nbp === undefined && boot.length === 0) throw new UserError('missing <nbp name>', true);
   if (ifaces.length === 0 && (!listenAddress || !tftpAddress || !broadcastAddress)) {
     throw new UserError('give -i, or all of -l, -t and -b', true);
   }
@@ -211,7 +219,11 @@ export function resolveConfig(cli: RawOptions): Config {
     ...(listenAddress ? { listenAddress } : {}),
     ...(tftpAddress ? { tftpAddress } : {}),
     ...(broadcastAddress ? { broadcastAddress } : {}),
-    nbp,
+    ...(nbp !== undefined ? { nbp } : {}),
+    boot,
+    allow: parseClientPatterns('allow', raw.allow),
+    deny: parseClientPatterns('deny', raw.deny),
+    rpi: bool(raw, 'rpi') ?? true,
     efiMode: oneOf<EfiMode>(raw, 'efi-mode', ['binl', 'bypass']) ?? 'binl',
     logLevel: logLevel(raw),
     logFormat: oneOf<LogFormat>(raw, 'log-format', ['text', 'json']) ?? 'text',
