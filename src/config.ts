@@ -24,8 +24,8 @@ export interface Config {
   configFile?: string;
   /** Local address the sockets bind to (0.0.0.0, so broadcasts arrive). */
   bindAddress: string;
-  /** `--user`: the account to switch to after binding, when started as root. */
-  user: string;
+  /** `--user`: the account to switch to after binding, when started as root (default `nobody`). */
+  user?: string;
   /** UDP ports; tests and benchmarks move them. */
   ports: { dhcp: number; proxy: number; client: number };
   tftp: TftpConfig;
