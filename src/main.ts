@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
-import type { Config } from './config.js';
+import { DEFAULT_USER, type Config } from './config.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { UserError } from './errors.js';
 import { closeLogger, createLogger, type LogSink, type Logger } from './log.js';
@@ -95,7 +95,7 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
     fail(message);
   }
   try {
-    const drop = dropPrivileges(config.user);
+    const drop = dropPrivileges(config.user ?? DEFAULT_USER);
     if (drop.dropped) log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
   } catch (err) {
     const message = err instanceof UserError ? err.message : `cannot drop privileges: ${(err as Error).message}`;
