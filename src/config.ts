@@ -1,5 +1,7 @@
 import type { LogFormat, LogLevel } from './log.js';
+import type { ClientPattern } from './pxe/acl.js';
 import type { EfiMode } from './pxe/boot.js';
+import type { BootRule } from './pxe/rules.js';
 
 /** Everything the daemon needs, from the command line and the `--config` file. */
 export interface Config {
@@ -13,8 +15,19 @@ export interface Config {
   tftpAddress?: string;
   /** `-b`: where broadcast replies go. Defaults to 255.255.255.255 out of the bound interface. */
   broadcastAddress?: string;
-  /** The positional `<nbp name>`: the boot file for every client. */
-  nbp: string;
+  /**
+   * The positional `<nbp name>`: the boot file for clients no `--boot` rule matches (every client
+   * when there are no rules). Required unless rules are given.
+   */
+  nbp?: string;
+  /** `--boot`, repeatable: boot rules in the order given, first match wins. */
+  boot?: BootRule[];
+  /** `--allow`: MAC patterns or UUIDs; when any is given, only matching clients are answered. */
+  allow?: ClientPattern[];
+  /** `--deny`: MAC patterns or UUIDs never answered. */
+  deny?: ClientPattern[];
+  /** Raspberry Pi 4/5 detection (`--no-rpi` turns it off); on when absent. */
+  rpi?: boolean;
   efiMode: EfiMode;
   logLevel: LogLevel;
   logFormat: LogFormat;

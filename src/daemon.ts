@@ -34,9 +34,19 @@ export interface DaemonDeps {
   interfaces?: InterfaceSources;
 }
 
-/** Boot policy of a config: what the responder consults for every packet. */
+/**
+ * Boot policy of a config: what the responder consults for every packet. Built whole and swapped in
+ * one assignment on reload, so a packet sees either the old rules or the new ones, never a mix.
+ */
 export function policyOf(config: Config): BootPolicy {
-  return { defaultFile: config.nbp, efiMode: config.efiMode };
+  return {
+    ...(config.nbp !== undefined ? { defaultFile: config.nbp } : {}),
+    efiMode: config.efiMode,
+    rules: config.boot ?? [],
+    allow: config.allow ?? [],
+    deny: config.deny ?? [],
+    rpi: config.rpi ?? true,
+  };
 }
 
 /** Work out where we serve. @throws UserError for a missing interface or a foreign address */
@@ -96,7 +106,8 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
         'tftp-address': s.ctx.tftpServer,
         'broadcast-address': s.ctx.broadcastAddress,
         ports: `${dhcp.address().port},${proxy.address().port}`,
-        nbp: config.nbp,
+        nbp: config.nbp ?? 'none',
+        rules: config.boot?.length ?? 0,
       });
     }
   } catch (err) {

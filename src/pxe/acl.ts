@@ -75,7 +75,7 @@ export function parseClientPatterns(key: string, value: unknown): ClientPattern[
   const list = Array.isArray(value) ? (value as unknown[]) : [value];
   return list.map((v) => {
     if (typeof v !== 'string' || v.trim() === '') throw new UserError(`${key}: entries must be MAC patterns or UUIDs`);
-    return parseClientPattern(v, `${key} entry`);
+    return parseClientPattern(v, key);
   });
 }
 
