@@ -83,7 +83,7 @@ function explicitOptions(parsed: Record<string, unknown>): RawOptions {
   for (const key of [...Object.keys(OPTIONS), 'nbp']) {
     const v = parsed[key];
     if (v === undefined) continue;
-    if (LIST_OPTIONS.has(key)) raw[key] = Array.isArray(v) ? v.map(String) : [String(v)];
+    if (LIST_OPTIONS.has(key)) raw[key] = (Array.isArray(v) ? v : [v]).map((x) => String(x as string | number));
     else raw[key] = Array.isArray(v) ? v[v.length - 1] : v;
   }
   return raw;
@@ -104,7 +104,7 @@ export function parseArgs(argv: string[]): ParseResult {
       })
       .parseSync(argv, {}, (_err, _argv, out) => {
         output = out;
-      }) as Record<string, unknown>;
+      });
   } catch (err) {
     failure ??= (err as Error).message;
   }

@@ -3,13 +3,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseArgs, USAGE, type ParseResult } from '../src/cli.js';
+import { parseArgs, USAGE } from '../src/cli.js';
 import type { Config } from '../src/config.js';
 
 function config(argv: string): Config {
   const r = parseArgs(argv.split(' ').filter(Boolean));
   assert.equal(r.kind, 'run', r.kind === 'exit' ? r.stderr : '');
-  return (r as Extract<ParseResult, { kind: 'run' }>).config;
+  if (r.kind !== 'run') throw new Error('unreachable');
+  return r.config;
 }
 
 function usageError(argv: string): string {
