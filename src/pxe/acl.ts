@@ -5,12 +5,14 @@ import type { PxeClient } from './client.js';
  * A client pattern, as `--allow`, `--deny` and the rule conditions `mac` and `uuid` take it:
  * - a MAC address (`52:54:00:12:34:56`, `-` also accepted as separator, any case), where an octet may
  *   be `*` (any value) and a trailing `*` matches any remaining octets (`b8:27:eb:*` is a vendor OUI);
- * - a UUID (option 97's 16 bytes, in wire order, as the log lines print them): 32 hex digits, with
- *   or without the 8-4-4-4-12 dashes.
+ * - a UUID: 32 hex digits, with or without the 8-4-4-4-12 dashes. It matches option 97's 16 bytes
+ *   either in wire order (as our log lines and pxelinux print them) or with the first three fields
+ *   byte-swapped, which is how `dmidecode` shows the same SMBIOS UUID: EDK2 and iPXE send it in EFI
+ *   GUID order (pxe-protocol.md §6), so both spellings of one machine's UUID work.
  */
 export type ClientPattern =
   | { kind: 'mac'; text: string; octets: readonly (number | null)[]; prefix: boolean }
-  | { kind: 'uuid'; text: string; hex: string };
+  | { kind: 'uuid'; text: string; hex: string; swapped: string };
 
 const UUID_TEXT = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 const OCTET = /^[0-9a-f]{1,2}$/i;
@@ -33,7 +35,14 @@ export function parseMacPattern(text: string): ClientPattern | undefined {
 export function parseUuidPattern(text: string): ClientPattern | undefined {
   const t = text.trim();
   if (!UUID_TEXT.test(t)) return undefined;
-  return { kind: 'uuid', text: t.toLowerCase(), hex: t.replace(/-/g, '').toLowerCase() };
+  const hex = t.replace(/-/g, '').toLowerCase();
+  return { kind: 'uuid', text: t.toLowerCase(), hex, swapped: guidSwap(hex) };
+}
+
+/** Reverse the byte order of the GUID's first three fields (u32, u16, u16): EFI ⇄ SMBIOS text order. */
+function guidSwap(hex: string): string {
+  const rev = (h: string) => (h.match(/../g) ?? []).reverse().join('');
+  return rev(hex.slice(0, 8)) + rev(hex.slice(8, 12)) + rev(hex.slice(12, 16)) + hex.slice(16);
 }
 
 /**
@@ -55,9 +64,11 @@ export function macMatches(p: ClientPattern & { kind: 'mac' }, mac: string): boo
   return p.octets.every((o, i) => o === null || o === octets[i]);
 }
 
-/** True when the client's option 97 GUID equals the pattern's (wire order). */
+/** True when the client's option 97 GUID equals the pattern's, in either byte order (see ClientPattern). */
 export function uuidMatches(p: ClientPattern & { kind: 'uuid' }, uuid: Buffer | undefined): boolean {
-  return uuid !== undefined && uuid.length === 17 && uuid.toString('hex', 1) === p.hex;
+  if (uuid?.length !== 17) return false;
+  const wire = uuid.toString('hex', 1);
+  return wire === p.hex || wire === p.swapped;
 }
 
 /** True when the client fits the pattern. */

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { UserError } from '../../src/errors.js';
 import { checkAccess, parseClientPattern, parseClientPatterns } from '../../src/pxe/acl.js';
-import { describeClient, type PxeClient } from '../../src/pxe/client.js';
-import { request, UUID, type RequestSpec } from '../helpers/packets.js';
+import { describeClient, uuidText, type PxeClient } from '../../src/pxe/client.js';
+import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
+import { fixture, request, UUID, type RequestSpec } from '../helpers/packets.js';
 
 function client(spec: RequestSpec = {}): PxeClient {
   const c = describeClient(request(spec));
@@ -83,7 +84,16 @@ describe('checkAccess', () => {
     assert.equal(checkAccess(acl, client({ mac: '52:54:00:12:34:57' })), undefined);
   });
 
-  it('UUIDs compare in wire order, all 16 bytes', () => {
+  it('a UUID fits as dmidecode prints it and as it travels (EFI order, OVMF capture)', () => {
+    const c = describeClient(decodeDhcp(fixture('ovmf-edk2-discover'))) as PxeClient;
+    assert.equal(uuidText(c.uuid!), '00ab577e-0000-0040-8000-525400770002', 'wire order');
+    for (const t of ['7e57ab00-0000-4000-8000-525400770002', '00ab577e-0000-0040-8000-525400770002']) {
+      assert.equal(checkAccess({ deny: pats(t) }, c)?.reason, 'denied', t);
+    }
+    assert.equal(checkAccess({ deny: pats('7e57ab00-0000-4000-8000-525400770001') }, c), undefined);
+  });
+
+  it('UUIDs compare all 16 bytes', () => {
     const other = Buffer.from(UUID);
     other[16] = 0x57;
     assert.equal(checkAccess({ deny: pats(UUID_TEXT) }, client())?.reason, 'denied');
