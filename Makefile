@@ -19,7 +19,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean
+.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp
 
 all: build
 
@@ -44,6 +44,13 @@ deps:
 ## test: every unit, loopback and namespace test (namespace tests need root).
 test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
+
+## bench: speed of the responder (and the TFTP server) next to dnsmasq; needs root, cc, dnsmasq.
+bench: bench-dhcp
+
+## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS).
+bench-dhcp: build
+	$(NODE) --import tsx test/bench/dhcp-bench.ts
 
 typecheck: node_modules
 	$(NPM) exec -- tsc --noEmit -p tsconfig.json

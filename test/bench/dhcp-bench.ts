@@ -1,0 +1,250 @@
+/**
+ * `make bench-dhcp`: how many PXE DISCOVERs (port 67) and 4011 REQUESTs a second our daemon answers
+ * with under 1 % loss, and its latency, next to dnsmasq in proxy mode measured in the same run.
+ *
+ * Layout: a sender namespace with one veth pair to each server's namespace (ours on 10.88.1.0/24,
+ * dnsmasq on 10.88.2.0/24). Rates are tried in rising order, each server in turn at every rate, so
+ * that load from other work on the machine falls on both alike. The sender is dhcp-blast.c, built
+ * here with cc. Environment: BENCH_RATES (comma list), BENCH_SECONDS (per step, default 3),
+ * BENCH_JSON (write the raw results there).
+ */
+import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { decodeDhcp, encodeDhcp } from '../../src/wire/dhcp-packet.js';
+import { Lab, have, waitForOutput } from '../helpers/netns.js';
+import { chaddrOf } from '../helpers/pxe-client.js';
+import { fixture } from '../helpers/packets.js';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const MAIN = join(ROOT, 'dist/main.js');
+
+const RATES = (process.env.BENCH_RATES ?? '200,1000,5000,10000,15000,20000,30000,40000,60000').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+/** A server that loses this much at one rate is not tried at higher ones. */
+const GIVE_UP_LOSS = 0.2;
+const SUSTAINED_LOSS = 0.01;
+
+type Port = 'discover' | 'request';
+interface Target {
+  name: 'pxe-pdhcp' | 'dnsmasq';
+  ns: string;
+  /** Sender's interface towards this server, and both ends' addresses. */
+  iface: string;
+  senderIp: string;
+  serverIp: string;
+  process?: ChildProcess;
+}
+
+interface Blast {
+  sent: number;
+  replies: number;
+  duplicates: number;
+  sendErrors: number;
+  seconds: number;
+  p50us: number;
+  p99us: number;
+  maxUs: number;
+}
+
+interface Row extends Blast {
+  target: Target['name'];
+  port: Port;
+  rate: number;
+  loss: number;
+  /** Server CPU time per reply (µs), from /proc: independent of what else runs on the machine. */
+  cpuUsPerReply: number;
+  load1: number;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`dhcp-bench: ${message}\n`);
+  process.exit(1);
+}
+
+/** CPU seconds used so far by all threads of a process (sched(7): /proc/PID/task/TID/schedstat, ns). */
+function cpuSeconds(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns / 1e9;
+}
+
+/** The packets sent: EDK2's DISCOVER and its BINL REQUEST from port 4011 (pxe-protocol.md §3.1). */
+function template(port: Port, t: Target): string {
+  const name = port === 'discover' ? 'ovmf-edk2-discover' : 'ovmf-edk2-request-4011-binl';
+  const p = decodeDhcp(fixture(name));
+  p.clientHardware = chaddrOf('02:00:00:00:00:00');
+  if (port === 'request') p.clientIp = t.senderIp;
+  return encodeDhcp(p).toString('hex');
+}
+
+async function blast(lab: Lab, sender: string, blaster: string, t: Target, port: Port, rate: number, seconds: number): Promise<Blast> {
+  const [src, dst, dstPort] = port === 'discover' ? [68, '255.255.255.255', 67] : [4011, t.serverIp, 4011];
+  const r = await lab.exec(sender, blaster, [t.iface, String(src), dst, String(dstPort), String(rate), String(seconds), template(port, t)], (seconds + 30) * 1000);
+  if (r.code !== 0) fail(`sender failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Blast;
+}
+
+async function measure(lab: Lab, sender: string, blaster: string, t: Target, port: Port, rate: number): Promise<Row> {
+  const pid = t.process!.pid!;
+  const cpu0 = cpuSeconds(pid);
+  const b = await blast(lab, sender, blaster, t, port, rate, SECONDS);
+  const cpu = cpuSeconds(pid) - cpu0;
+  return {
+    ...b,
+    target: t.name,
+    port,
+    rate,
+    loss: b.sent ? 1 - b.replies / b.sent : 1,
+    cpuUsPerReply: b.replies ? (cpu * 1e6) / b.replies : NaN,
+    load1: loadavg()[0]!,
+  };
+}
+
+/** Wait until a server answers a trickle of requests on both ports. */
+async function waitReady(lab: Lab, sender: string, blaster: string, t: Target): Promise<void> {
+  for (const port of ['discover', 'request'] as Port[]) {
+    let ok = false;
+    for (let i = 0; i < 20 && !ok; i++) ok = (await blast(lab, sender, blaster, t, port, 20, 0.25)).replies > 0;
+    if (!ok) fail(`${t.name} does not answer ${port === 'discover' ? 'DISCOVERs on port 67' : 'REQUESTs on port 4011'}`);
+  }
+}
+
+/** Wait for a veth end to report carrier: Node lists only running interfaces. */
+async function carrier(lab: Lab, ns: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await lab.exec(ns, 'cat', ['/sys/class/net/eth0/carrier'])).stdout.trim() === '1') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  fail(`eth0 in ${ns} has no carrier`);
+}
+
+async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets: Target[] }> {
+  const sender = `${lab.id}-gen`;
+  await lab.addNamespace(sender);
+  const targets: Target[] = [];
+  for (const [i, name] of (['pxe-pdhcp', 'dnsmasq'] as const).entries()) {
+    const ns = `${lab.id}-${i}`;
+    await lab.addNamespace(ns);
+    const t: Target = { name, ns, iface: `g${i + 1}`, senderIp: `10.88.${i + 1}.1`, serverIp: `10.88.${i + 1}.2` };
+    await run('ip', ['link', 'add', t.iface, 'netns', sender, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await lab.ip(sender, 'addr', 'add', `${t.senderIp}/24`, 'dev', t.iface);
+    await lab.ip(ns, 'addr', 'add', `${t.serverIp}/24`, 'dev', 'eth0');
+    await lab.ip(sender, 'link', 'set', t.iface, 'up');
+    await lab.ip(ns, 'link', 'set', 'eth0', 'up');
+    await carrier(lab, ns);
+    targets.push(t);
+  }
+  const [ours, dns] = targets as [Target, Target];
+  ours.process = lab.spawn(ours.ns, process.execPath, [MAIN, '-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], { cwd: ROOT });
+  // Drain the log so a full pipe never stalls the daemon.
+  ours.process.stdout?.resume();
+  const started = waitForOutput(ours.process, /listening/, 15_000);
+  ours.process.stderr?.resume();
+  await started;
+  dns.process = lab.spawn(dns.ns, 'dnsmasq', [
+    '--no-daemon',
+    '--conf-file=/dev/null',
+    '--port=0',
+    '--user=root',
+    '--interface=eth0',
+    `--log-facility=${join(work, 'dnsmasq.log')}`,
+    `--dhcp-range=10.88.2.0,proxy`,
+    '--pxe-service=x86PC,Boot,pxelinux',
+    '--pxe-service=X86-64_EFI,Boot,bootx64.efi',
+  ]);
+  dns.process.stdout?.resume();
+  dns.process.stderr?.resume();
+  return { sender, targets };
+}
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+
+function table(rows: Row[], port: Port): string {
+  const head = `| offered/s | server | replies/s | loss % | p50 ms | p99 ms | CPU µs/reply | load |`;
+  const lines = [head, '|---|---|---|---|---|---|---|---|'];
+  for (const r of rows.filter((x) => x.port === port)) {
+    lines.push(
+      `| ${r.rate} | ${r.target} | ${fmt(r.replies / r.seconds)} | ${fmt(r.loss * 100, 2)} | ${fmt(r.p50us / 1000, 3)} | ${fmt(r.p99us / 1000, 3)} | ${fmt(r.cpuUsPerReply, 1)} | ${fmt(r.load1, 1)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** Highest offered rate answered with under 1 % loss (0 when none). */
+function sustained(rows: Row[], target: string, port: Port): number {
+  return Math.max(0, ...rows.filter((r) => r.target === target && r.port === port && r.loss < SUSTAINED_LOSS).map((r) => r.rate));
+}
+
+function summary(rows: Row[]): string {
+  const out: string[] = [];
+  for (const port of ['discover', 'request'] as Port[]) {
+    const label = port === 'discover' ? 'port 67 DISCOVER' : 'port 4011 REQUEST';
+    const ours = sustained(rows, 'pxe-pdhcp', port);
+    const theirs = sustained(rows, 'dnsmasq', port);
+    out.push(`${label}: sustained (<1 % loss) pxe-pdhcp ${ours}/s, dnsmasq ${theirs}/s, ratio ${theirs ? (ours / theirs).toFixed(2) : '-'}x`);
+    for (const rate of [200, 1000]) {
+      const at = (t: string): string => {
+        const r = rows.find((x) => x.target === t && x.port === port && x.rate === rate);
+        return r ? `p50 ${fmt(r.p50us / 1000, 3)} / p99 ${fmt(r.p99us / 1000, 3)} ms` : 'not measured';
+      };
+      out.push(`  at ${rate}/s: pxe-pdhcp ${at('pxe-pdhcp')}; dnsmasq ${at('dnsmasq')}`);
+    }
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
+  for (const tool of ['ip', 'cc', 'dnsmasq']) if (!have(tool)) fail(`${tool} is not installed (Debian: iproute2, gcc, dnsmasq-base)`);
+  const work = mkdtempSync(join(tmpdir(), 'pxe-bench-'));
+  const blaster = join(work, 'dhcp-blast');
+  execFileSync('cc', ['-O2', '-Wall', '-o', blaster, join(ROOT, 'test/bench/dhcp-blast.c')], { stdio: 'inherit' });
+  const lab = await Lab.create('bench');
+  const stop = (): void => {
+    lab.cleanupSync();
+    rmSync(work, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const { sender, targets } = await setUp(lab, work);
+    for (const t of targets) await waitReady(lab, sender, blaster, t);
+    process.stdout.write(`dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
+    const rows: Row[] = [];
+    for (const port of ['discover', 'request'] as Port[]) {
+      const active = new Set(targets);
+      for (const rate of RATES) {
+        for (const t of targets) {
+          if (!active.has(t)) continue;
+          const row = await measure(lab, sender, blaster, t, port, rate);
+          rows.push(row);
+          process.stdout.write(
+            `${port} ${rate}/s ${t.name}: ${fmt(row.replies / row.seconds)} replies/s, loss ${fmt(row.loss * 100, 2)} %, p50 ${fmt(row.p50us / 1000, 3)} ms, p99 ${fmt(row.p99us / 1000, 3)} ms\n`,
+          );
+          if (row.loss > GIVE_UP_LOSS) active.delete(t);
+          await new Promise((r) => setTimeout(r, 300));
+        }
+      }
+    }
+    process.stdout.write(`\nport 67 (DISCOVER, broadcast, distinct MACs)\n${table(rows, 'discover')}\n`);
+    process.stdout.write(`\nport 4011 (EDK2 REQUEST from port 4011)\n${table(rows, 'request')}\n\n${summary(rows)}\n`);
+    if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
+  } finally {
+    await lab.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
