@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto';
+import { configSearchOrder, defaultBootEntry, isPxelinux, parsePxelinuxConfig, pathPrefix, resolvePath, type BootEntry } from './pxelinux.js';
+import { tftpGet, type TftpFailure, type TftpGetOptions, type TftpResult } from './tftp-client.js';
+
+/** One TFTP download as reported. */
+export interface TransferReport {
+  file: string;
+  server: string;
+  ok: boolean;
+  /** What the file is in the boot: `boot file`, `config`, `kernel`, `initrd`. */
+  role: string;
+  bytes?: number;
+  sha256?: string;
+  ms?: number;
+  /** Kilobytes (1000 bytes) per second. */
+  kBps?: number;
+  blksize?: number;
+  windowsize?: number;
+  tsize?: number;
+  failure?: TftpFailure;
+}
+
+export interface FetchReport {
+  transfers: TransferReport[];
+  pxelinux?: {
+    /** Config names tried in pxelinux's order, and whether each was found. */
+    searched: { file: string; found: boolean }[];
+    config?: string;
+    entry?: BootEntry;
+  };
+  /** True when the boot file (and for pxelinux: a config, its kernel and initrds) all arrived. */
+  ok: boolean;
+}
+
+export interface FetchPlan {
+  server: string;
+  port?: number;
+  bootFile: string;
+  mac: Buffer;
+  clientIp: string;
+  uuid?: Buffer;
+  /** TFTP block size to ask for (pxe-protocol.md §8.2: EDK2 asks 1468 at MTU 1500). */
+  blksize: number;
+  windowsize: number;
+  timeoutMs?: number;
+}
+
+/** Injectable transfer, so the pxelinux walk is tested without sockets. */
+export type Getter = (o: TftpGetOptions) => Promise<TftpResult>;
+
+function report(role: string, file: string, server: string, r: TftpResult): TransferReport {
+  if (!r.ok) return { file, server, role, ok: false, ms: r.ms, failure: r.failure };
+  const seconds = Math.max(r.ms, 1) / 1000;
+  return {
+    file,
+    server,
+    role,
+    ok: true,
+    bytes: r.data.length,
+    sha256: createHash('sha256').update(r.data).digest('hex'),
+    ms: r.ms,
+    kBps: Math.round(r.data.length / 1000 / seconds),
+    blksize: r.blksize,
+    windowsize: r.windowsize,
+    ...(r.tsize !== undefined ? { tsize: r.tsize } : {}),
+  };
+}
+
+const MAX_INCLUDE_DEPTH = 4;
+
+/**
+ * Download the boot file; when it is pxelinux, walk its config search order, follow INCLUDE lines,
+ * and download the default entry's kernel and initrds, as pxelinux would.
+ */
+export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise<FetchReport> {
+  const transfers: TransferReport[] = [];
+  const one = async (role: string, file: string, opts: Partial<TftpGetOptions> = {}): Promise<TftpResult> => {
+    const r = await get({ server: plan.server, file, blksize: plan.blksize, windowsize: plan.windowsize, tsize: true, ...(plan.port ? { port: plan.port } : {}), ...(plan.timeoutMs ? { timeoutMs: plan.timeoutMs } : {}), ...opts });
+    transfers.push(report(role, file, plan.server, r));
+    return r;
+  };
+  const boot = await one('boot file', plan.bootFile);
+  if (!boot.ok || !isPxelinux(plan.bootFile)) return { transfers, ok: boot.ok };
+  const prefix = pathPrefix(plan.bootFile);
+  const searched: { file: string; found: boolean }[] = [];
+  let text: string | undefined;
+  let config: string | undefined;
+  for (const name of configSearchOrder(prefix, plan.mac, plan.clientIp, plan.uuid)) {
+    // pxelinux sends only tsize and blksize 1408 here (pxe-protocol.md §8.4).
+    const r = await one('config', name, { blksize: 1408, windowsize: undefined });
+    const notFound = !r.ok && r.failure.kind === 'error' && r.failure.code === 1;
+    if (notFound) transfers.pop(); // misses are listed in `searched`, not as failed transfers
+    searched.push({ file: name, found: r.ok });
+    if (r.ok) {
+      text = r.data.toString('latin1');
+      config = name;
+      break;
+    }
+    if (!notFound) break; // a timeout or another error stops pxelinux too
+  }
+  if (text === undefined) return { transfers, pxelinux: { searched }, ok: false };
+  let cfg = parsePxelinuxConfig(text);
+  for (let depth = 0; !defaultBootEntry(cfg) && cfg.includes.length > 0 && depth < MAX_INCLUDE_DEPTH; depth++) {
+    const inc = resolvePath(prefix, cfg.includes[0]!);
+    const r = await one('config', inc, { blksize: 1408, windowsize: undefined });
+    if (!r.ok) break;
+    const next = parsePxelinuxConfig(r.data.toString('latin1'));
+    cfg = { ...next, defaultEntry: cfg.defaultEntry ?? next.defaultEntry, labels: [...cfg.labels, ...next.labels], includes: next.includes };
+  }
+  const entry = defaultBootEntry(cfg);
+  if (!entry) return { transfers, pxelinux: { searched, config: config! }, ok: false };
+  let ok = (await one('kernel', resolvePath(prefix, entry.kernel))).ok;
+  for (const initrd of entry.initrd) ok = (await one('initrd', resolvePath(prefix, initrd))).ok && ok;
+  return { transfers, pxelinux: { searched, config: config!, entry }, ok };
+}
