@@ -19,7 +19,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp
+.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp fuzz soak unit-file
 
 all: build
 
@@ -51,6 +51,24 @@ bench: bench-dhcp
 ## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS).
 bench-dhcp: build
 	$(NODE) --import tsx test/bench/dhcp-bench.ts
+
+## fuzz: the long fuzz run (FUZZ_SECONDS, FUZZ_SEED); prints the input count, fails on any crash.
+FUZZ_SECONDS ?= 120
+FUZZ_SEED    ?= $(shell date +%s)
+fuzz: node_modules
+	$(NODE) --import tsx test/fuzz/fuzz.ts --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
+
+## soak: SOAK_SECONDS (600) at SOAK_RATE (500) DISCOVER/s from random MACs plus TFTP transfers; RSS and errors.
+SOAK_SECONDS ?= 600
+SOAK_RATE    ?= 500
+soak: build
+	$(NODE) --import tsx test/soak/soak.ts --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE)
+
+## unit-file: the systemd unit with this install's paths (UNIT_FILE).
+UNIT_FILE ?= dist/pxe-pdhcp.service
+unit-file: src/systemd/pxe-pdhcp.service.in
+	@mkdir -p $(dir $(UNIT_FILE))
+	sed -e 's|@NODE@|$(NODE)|g' -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' $< > $(UNIT_FILE)
 
 typecheck: node_modules
 	$(NPM) exec -- tsc --noEmit -p tsconfig.json
@@ -91,10 +109,14 @@ install: build
 	install -d $(DESTDIR)$(BINDIR)
 	ln -sf $(LIBDIR)/dist/main.js $(DESTDIR)$(BINDIR)/pxe-pdhcp
 	install -Dm644 man/pxe-pdhcp.8 $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8
+	$(MAKE) --no-print-directory unit-file UNIT_FILE=dist/pxe-pdhcp.service
+	install -Dm644 dist/pxe-pdhcp.service $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service
+	@echo "Installed $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service. Put settings in /etc/pxe-pdhcp.json, then run:"
+	@echo "  systemctl daemon-reload && systemctl enable --now pxe-pdhcp"
 
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)
-	rm -f $(DESTDIR)$(BINDIR)/pxe-pdhcp $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8
+	rm -f $(DESTDIR)$(BINDIR)/pxe-pdhcp $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8 $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service
 
 clean:
 	rm -rf dist coverage *.tgz

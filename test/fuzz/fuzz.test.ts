@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { createSocket, type Socket } from 'node:dgram';
+import { after, before, describe, it } from 'node:test';
+import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
+import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
+import { requestBytes } from '../helpers/packets.js';
+import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, type DaemonProcess } from '../robustness/process.js';
+import { loadCorpus, runFuzz } from './fuzz.js';
+import { replyProblems } from './invariants.js';
+import { runTarget, type FuzzReply } from './targets.js';
+
+/** In-process budget for CI; `make fuzz` runs the long version. */
+const FUZZ_SECONDS = 25;
+const SOCKET_INPUTS = 30_000;
+
+describe('fuzz: decode → decide → encode never throws anything but DecodeError', () => {
+  it(`survives ${FUZZ_SECONDS} s of mutated and random DHCP and TFTP input`, () => {
+    const r = runFuzz({ seed: Date.now() % 2 ** 31, seconds: FUZZ_SECONDS });
+    const first = r.crashes[0];
+    assert.equal(r.crashCount, 0, first ? `crash on ${first.protocol} ${first.input.toString('hex')}:\n${first.error}` : '');
+    assert.ok(r.inputs.dhcp > 10_000 && r.inputs.tftp > 5_000, `too few inputs: ${JSON.stringify(r.inputs)}`);
+    // The mutations must reach past the decoder into policy: replies and several ignore reasons.
+    const outcomes = [...r.firsts.keys()].join('\n');
+    assert.match(outcomes, /dhcp:reply:bypass/);
+    assert.match(outcomes, /proxy:reply:/);
+    assert.match(outcomes, /ignore:not-pxe-client/);
+    assert.match(outcomes, /tftp tftp:rrq:options/);
+  });
+
+  it('every reply the fuzzer provoked is a proxy answer: yiaddr 0, no address options', () => {
+    const replies: FuzzReply[] = [];
+    const r = runFuzz({ seed: 12345, count: 60_000, replies });
+    assert.equal(r.crashCount, 0);
+    assert.ok(replies.length > 1000, `only ${replies.length} replies`);
+    for (const { bytes } of replies) assert.deepEqual(replyProblems(bytes), []);
+  });
+
+  it('replays the corpus in test/fuzz/corpus/ without a crash', () => {
+    const cases = loadCorpus();
+    assert.ok(cases.length >= 20, `corpus has only ${cases.length} cases`);
+    for (const c of cases) {
+      for (let variant = 0; variant < 6; variant++) {
+        assert.doesNotThrow(() => runTarget(c.protocol, c.input, variant), `corpus case ${c.name} (variant ${variant})`);
+      }
+    }
+  });
+});
+
+describe('fuzz over sockets: the running daemon keeps answering', () => {
+  let daemon: DaemonProcess;
+  let client: Socket;
+  const received: Buffer[] = [];
+  let ports: { dhcp: number; proxy: number };
+
+  before(async () => {
+    client = createSocket('udp4');
+    client.on('message', (m) => received.push(m));
+    await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
+    daemon = startDaemonProcess(loopbackArgs(client.address().port));
+    ports = await listeningPorts(daemon);
+  });
+
+  after(async () => {
+    client.close();
+    await stopDaemon(daemon);
+  });
+
+  it(`takes ${SOCKET_INPUTS} fuzzed datagrams on 67 and 4011, then still offers to a valid DISCOVER`, async () => {
+    let sent = 0;
+    const batch: Promise<void>[] = [];
+    const send = (input: Buffer, port: number): void => {
+      batch.push(new Promise((resolve) => client.send(input, port, '127.0.0.1', () => resolve())));
+    };
+    runFuzz({
+      seed: 777,
+      count: SOCKET_INPUTS * 1.5,
+      onInput: (protocol, input) => {
+        if (protocol !== 'dhcp' || input.length === 0) return;
+        send(input, sent++ % 2 === 0 ? ports.dhcp : ports.proxy);
+      },
+    });
+    // Paced in chunks so the loopback queue is not simply overrun.
+    for (let i = 0; i < batch.length; i += 500) {
+      await Promise.all(batch.slice(i, i + 500));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(sent >= SOCKET_INPUTS * 0.9, `sent ${sent}`);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(daemon.child.exitCode, null, `daemon died:\n${daemon.output()}`);
+    assert.ok(received.length > 100, `the fuzz traffic provoked only ${received.length} replies`);
+    for (const m of received) assert.deepEqual(replyProblems(m), []);
+
+    const before = received.length;
+    const xid = 0x0f0f1234;
+    send(requestBytes({ xid, type: MessageType.DISCOVER }), ports.dhcp);
+    const deadline = Date.now() + 3000;
+    let offer: Buffer | undefined;
+    while (!offer && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      offer = received.slice(before).find((m) => m.readUInt32BE(4) === xid);
+    }
+    assert.ok(offer, 'no offer to a valid DISCOVER after the fuzz traffic');
+    assert.equal(decodeDhcp(offer).options.get(DhcpOption.MESSAGE_TYPE)?.[0], MessageType.OFFER);
+    assert.doesNotMatch(daemon.output(), /handler failed|internal-error|unexpected error/);
+  });
+});
