@@ -91,3 +91,12 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
   if (!pi) return { ...answer, shape };
   return { ...answer, rule: `raspberry-pi, ${answer.rule}`, shape: 'bypass', vendorOptions: RPI_VENDOR_OPTIONS };
 }
+
+/**
+ * Every file the policy can hand out: the default, then each rule's file, without repeats. URLs are
+ * included; `warnMissingBootFiles` (src/tftp/files.ts) skips them.
+ */
+export function bootFiles(policy: BootPolicy): string[] {
+  const files = [...(policy.defaultFile !== undefined ? [policy.defaultFile] : []), ...(policy.rules ?? []).map((r) => r.file)];
+  return [...new Set(files)];
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseClientPatterns } from '../../src/pxe/acl.js';
-import type { BootPolicy } from '../../src/pxe/boot.js';
+import { bootFiles, type BootPolicy } from '../../src/pxe/boot.js';
 import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from '../../src/pxe/policy.js';
 import { parseBootRules } from '../../src/pxe/rules.js';
 import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
@@ -171,5 +171,10 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
       const a = answer(offer(spec, plain));
       assert.deepEqual([a.file, a.rule], ['pxelinux.0', 'default'], JSON.stringify(spec));
     }
+  });
+
+  it('bootFiles lists the default and every rule file once, for the TFTP root check', () => {
+    assert.deepEqual(bootFiles(homeLab), ['undionly.kpxe', SCRIPT, 'ipxe.efi', 'arm64/ipxe.efi']);
+    assert.deepEqual(bootFiles(noDefault), ['undionly.kpxe', 'ipxe.efi']);
   });
 });
