@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
+import { checkReport, runCheck } from './check.js';
 import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
 import { DEFAULT_USER, type Config } from './config.js';
 import { startDaemon, type Daemon } from './daemon.js';
@@ -117,6 +118,12 @@ function main(): void {
     if (parsed.stdout) process.stdout.write(parsed.stdout);
     if (parsed.stderr) process.stderr.write(parsed.stderr);
     process.exitCode = parsed.code;
+    return;
+  }
+  if (parsed.raw.check === true) {
+    const lines = runCheck(parsed.config);
+    process.stdout.write(checkReport(lines));
+    process.exitCode = lines.every((l) => l.ok) ? 0 : 1;
     return;
   }
   const detached = process.env[CHILD_ENV] === '1';
