@@ -29,7 +29,7 @@ node_modules: package-lock.json
 
 dist/main.js: node_modules $(shell find src -name '*.ts')
 	$(NPM) exec -- tsc -p tsconfig.build.json
-	@chmod +x dist/main.js
+	@chmod +x dist/main.js dist/probe-main.js
 
 build: dist/main.js
 
@@ -108,7 +108,9 @@ install: build
 	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund --ignore-scripts
 	install -d $(DESTDIR)$(BINDIR)
 	ln -sf $(LIBDIR)/dist/main.js $(DESTDIR)$(BINDIR)/pxe-pdhcp
+	ln -sf $(LIBDIR)/dist/probe-main.js $(DESTDIR)$(BINDIR)/pxe-probe
 	install -Dm644 man/pxe-pdhcp.8 $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8
+	install -Dm644 man/pxe-probe.8 $(DESTDIR)$(MANDIR)/man8/pxe-probe.8
 	$(MAKE) --no-print-directory unit-file UNIT_FILE=dist/pxe-pdhcp.service
 	install -Dm644 dist/pxe-pdhcp.service $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service
 	@echo "Installed $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service. Put settings in /etc/pxe-pdhcp.json, then run:"
@@ -117,6 +119,7 @@ install: build
 uninstall:
 	rm -rf $(DESTDIR)$(LIBDIR)
 	rm -f $(DESTDIR)$(BINDIR)/pxe-pdhcp $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8 $(DESTDIR)$(UNITDIR)/pxe-pdhcp.service
+	rm -f $(DESTDIR)$(BINDIR)/pxe-probe $(DESTDIR)$(MANDIR)/man8/pxe-probe.8
 
 clean:
 	rm -rf dist coverage *.tgz
