@@ -11,7 +11,7 @@ import type { PxeClient } from './client.js';
  *   GUID order (pxe-protocol.md §6), so both spellings of one machine's UUID work.
  */
 export type ClientPattern =
-  | { kind: 'mac'; text: string; octets: readonly (number | null)[]; prefix: boolean }
+  | { kind: 'mac'; text: string; octets: readonly (string | null)[]; prefix: boolean }
   | { kind: 'uuid'; text: string; hex: string; swapped: string };
 
 const UUID_TEXT = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
@@ -27,7 +27,8 @@ export function parseMacPattern(text: string): ClientPattern | undefined {
   const fixed = prefix ? parts.slice(0, -1) : parts;
   // A full address needs its 6 octets; a shorter one must end in `*` to say it is a prefix.
   if (!prefix && fixed.length !== 6) return undefined;
-  const octets = fixed.map((p) => (p === '*' ? null : parseInt(p, 16)));
+  // Two lowercase hex digits per octet, as PxeClient.mac writes them, so matching is string compares.
+  const octets = fixed.map((p) => (p === '*' ? null : p.toLowerCase().padStart(2, '0')));
   return { kind: 'mac', text: text.trim().toLowerCase(), octets, prefix };
 }
 
@@ -59,9 +60,9 @@ export function parseClientPattern(text: string, what: string): ClientPattern {
 
 /** True when the client's MAC (lowercase, colon-separated) fits the pattern. */
 export function macMatches(p: ClientPattern & { kind: 'mac' }, mac: string): boolean {
-  const octets = mac === '' ? [] : mac.split(':').map((o) => parseInt(o, 16));
-  if (p.prefix ? octets.length < p.octets.length : octets.length !== p.octets.length) return false;
-  return p.octets.every((o, i) => o === null || o === octets[i]);
+  const count = mac === '' ? 0 : (mac.length + 1) / 3;
+  if (p.prefix ? count < p.octets.length : count !== p.octets.length) return false;
+  return p.octets.every((o, i) => o === null || mac.startsWith(o, i * 3));
 }
 
 /** True when the client's option 97 GUID equals the pattern's, in either byte order (see ClientPattern). */
