@@ -71,7 +71,7 @@ export function socketOwners(inodes: ReadonlySet<number>, proc = '/proc'): Map<n
 
 /** Who holds UDP `port` in this network namespace: empty when the port is free. */
 export function udpPortHolders(port: number, proc = '/proc'): { address: string; owner?: SocketOwner }[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(`${proc}/net/udp`, 'utf8');
   } catch {
