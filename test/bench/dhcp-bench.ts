@@ -6,7 +6,9 @@
  * dnsmasq on 10.88.2.0/24). Rates are tried in rising order, each server in turn at every rate, so
  * that load from other work on the machine falls on both alike. The sender is dhcp-blast.c, built
  * here with cc. Environment: BENCH_RATES (comma list), BENCH_SECONDS (per step, default 3),
- * BENCH_JSON (write the raw results there).
+ * BENCH_JSON (write the raw results there), BENCH_ONLY (`pxe-pdhcp` or `dnsmasq`), BENCH_NODE_ARGS
+ * (extra node flags for our daemon, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the daemon runs as
+ * nobody after binding, so the directory must be writable by it).
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -146,7 +148,8 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
     targets.push(t);
   }
   const [ours, dns] = targets as [Target, Target];
-  ours.process = lab.spawn(ours.ns, process.execPath, [MAIN, '-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], { cwd: ROOT });
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  ours.process = lab.spawn(ours.ns, process.execPath, [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], { cwd: ROOT });
   // Drain the log so a full pipe never stalls the daemon.
   ours.process.stdout?.resume();
   const started = waitForOutput(ours.process, /listening/, 15_000);
@@ -219,7 +222,8 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    const { sender, targets } = await setUp(lab, work);
+    const { sender, targets: all } = await setUp(lab, work);
+    const targets = all.filter((t) => !process.env.BENCH_ONLY || t.name === process.env.BENCH_ONLY);
     for (const t of targets) await waitReady(lab, sender, blaster, t);
     process.stdout.write(`dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
     const rows: Row[] = [];
