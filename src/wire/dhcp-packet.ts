@@ -1,6 +1,6 @@
 import { BOOTP_HEADER_LEN, BootpOp, DhcpOption, MAGIC_COOKIE } from './dhcp-constants.js';
 import { decodeOptions, encodeOptions, u8Option, type OptionMap } from './dhcp-options.js';
-import { ipFromBytes, ipToBytes } from './ip.js';
+import { ipFromBytes, writeIp } from './ip.js';
 import { DecodeError, Reader } from './reader.js';
 
 /** A BOOTP/DHCP message (RFC 2131 §2, figure 1). Addresses are dotted quads. */
@@ -94,10 +94,10 @@ export function decodeDhcp(buf: Buffer): DhcpPacket {
 }
 
 function writeText(out: Buffer, offset: number, size: number, text: string, field: string): void {
-  const bytes = Buffer.from(text, 'latin1');
+  // latin1 is one byte per character, so the length is known without encoding first.
   // Always NUL-terminated: old PXE stacks copy bytes past the name (pxe-protocol.md §2.4).
-  if (bytes.length > size - 1) throw new RangeError(`${field} is ${bytes.length} bytes, at most ${size - 1} fit`);
-  bytes.copy(out, offset);
+  if (text.length > size - 1) throw new RangeError(`${field} is ${text.length} bytes, at most ${size - 1} fit`);
+  out.write(text, offset, 'latin1');
 }
 
 /**
@@ -115,10 +115,10 @@ export function encodeDhcp(p: DhcpPacket): Buffer {
   out.writeUInt32BE(p.transactionId >>> 0, 4);
   out.writeUInt16BE(p.secs, 8);
   out.writeUInt16BE(p.flags, 10);
-  ipToBytes(p.clientIp).copy(out, 12);
-  ipToBytes(p.yourIp).copy(out, 16);
-  ipToBytes(p.nextServer).copy(out, 20);
-  ipToBytes(p.relayIp).copy(out, 24);
+  writeIp(out, 12, p.clientIp);
+  writeIp(out, 16, p.yourIp);
+  writeIp(out, 20, p.nextServer);
+  writeIp(out, 24, p.relayIp);
   p.clientHardware.copy(out, 28, 0, 16);
   writeText(out, 44, SNAME_LEN, p.serverName, 'sname');
   writeText(out, 108, FILE_LEN, p.bootFile, 'file');

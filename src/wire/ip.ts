@@ -5,18 +5,49 @@ export function ipFromBytes(buf: Buffer, offset = 0): string {
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
 }
 
-const QUAD = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/**
+ * Scan a dotted quad (four parts of 1-3 ASCII digits, each 0..255) and, when `out` is given, write
+ * its bytes at `offset`. A scanner rather than a regex and split: every reply encodes four or five
+ * addresses, and the regex version cost more than the rest of the encoder.
+ */
+function scanQuad(text: string, out: Buffer | undefined, offset: number): boolean {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) {
+      if (++digits > 3) return false;
+      value = value * 10 + (c - 0x30);
+    } else if (c === 0x2e && digits > 0 && part < 3 && value <= 255) {
+      if (out) out[offset + part] = value;
+      part++;
+      value = 0;
+      digits = 0;
+    } else {
+      return false;
+    }
+  }
+  if (part !== 3 || digits === 0 || value > 255) return false;
+  if (out) out[offset + 3] = value;
+  return true;
+}
 
 /** True for a dotted-quad IPv4 address with every part 0..255. */
 export function isIPv4(text: string): boolean {
-  const m = QUAD.exec(text);
-  return m !== null && m.slice(1).every((p) => Number(p) <= 255);
+  return scanQuad(text, undefined, 0);
+}
+
+/** Write the 4 bytes of a dotted quad at `offset`. @throws DecodeError('bad-string') for anything else. */
+export function writeIp(out: Buffer, offset: number, text: string): void {
+  if (!scanQuad(text, out, offset)) throw new DecodeError('bad-string', `not an IPv4 address: ${text}`);
 }
 
 /** The 4 bytes of a dotted quad. @throws DecodeError('bad-string') for anything else. */
 export function ipToBytes(text: string): Buffer {
-  if (!isIPv4(text)) throw new DecodeError('bad-string', `not an IPv4 address: ${text}`);
-  return Buffer.from(text.split('.').map(Number));
+  const out = Buffer.alloc(4);
+  writeIp(out, 0, text);
+  return out;
 }
 
 /** An IPv4 address as an unsigned 32-bit number. */
