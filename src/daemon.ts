@@ -8,6 +8,7 @@ import type { BootPolicy } from './pxe/boot.js';
 import type { ServerContext } from './pxe/policy.js';
 import { attachResponder, type ResponderDeps } from './pxe/responder.js';
 import { RateLimiter, Stats } from './stats.js';
+import { startBundledTftp } from './tftp/bundled.js';
 
 const LIMITED_BROADCAST = '255.255.255.255';
 /** Big enough for bursts of thousands of DISCOVERs; dnsmasq's drops under load are in its default buffer. */
@@ -22,8 +23,8 @@ export interface Site {
 export interface Daemon {
   readonly stats: Stats;
   readonly sites: readonly Site[];
-  /** Bound ports, in site order (tests bind port 0). */
-  readonly ports: { dhcp: number[]; proxy: number[] };
+  /** Bound ports, in site order (tests bind port 0); `tftp` is empty when the TFTP server is off. */
+  readonly ports: { dhcp: number[]; proxy: number[]; tftp: number[] };
   /** Apply a new config's policy at once; sockets are kept (never re-bound). */
   reload(config: Config): void;
   close(): Promise<void>;
@@ -86,7 +87,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     answerLines: new RateLimiter(50, 200),
   };
   const sockets: Socket[] = [];
-  const ports = { dhcp: [] as number[], proxy: [] as number[] };
+  const ports = { dhcp: [] as number[], proxy: [] as number[], tftp: [] as number[] };
   const shared = sites.length > 1;
   try {
     for (const s of sites) {
@@ -114,6 +115,11 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     await Promise.all(sockets.map(closeUdp));
     throw err;
   }
+  const tftp = await startBundledTftp(config, sites.map((s) => s.iface), { log, stats, ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) }).catch(async (err: unknown) => {
+    await Promise.all(sockets.map(closeUdp));
+    throw err;
+  });
+  if (tftp) ports.tftp.push(...tftp.ports);
   const summary = setInterval(() => {
     const n = responderDeps.answerLines.suppressed;
     if (n > 0) {
@@ -131,7 +137,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     },
     async close() {
       clearInterval(summary);
-      await Promise.all(sockets.map(closeUdp));
+      await Promise.all([...sockets.map(closeUdp), tftp?.close()]);
     },
   };
 }
