@@ -87,6 +87,7 @@ export class TftpSession {
   #lastDupResend = -Infinity;
   #deadline = 0;
   #timer: unknown = null;
+  #timerAt = 0;
 
   constructor(opts: SessionOptions, io: SessionIo, onEnd: (s: SessionSummary) => void) {
     this.#io = io;
@@ -276,7 +277,11 @@ export class TftpSession {
   /** Lazy timer: each send only moves the deadline; the timer re-arms itself when it fires early. */
   #arm(): void {
     this.#deadline = this.#io.now() + this.#rto.currentMs;
-    if (this.#timer === null) this.#timer = this.#io.setTimer(() => this.#onTimer(), this.#rto.currentMs);
+    if (this.#timer !== null && this.#timerAt <= this.#deadline) return;
+    // No timer yet, or it fires later than needed because the timeout just shrank: (re)schedule.
+    if (this.#timer !== null) this.#io.clearTimer(this.#timer);
+    this.#timerAt = this.#deadline;
+    this.#timer = this.#io.setTimer(() => this.#onTimer(), this.#rto.currentMs);
   }
 
   #onTimer(): void {
@@ -285,6 +290,7 @@ export class TftpSession {
     const now = this.#io.now();
     if (now - this.#lastHeard >= this.#idleMs) return this.#end('timeout');
     if (now < this.#deadline) {
+      this.#timerAt = this.#deadline;
       this.#timer = this.#io.setTimer(() => this.#onTimer(), this.#deadline - now);
       return;
     }

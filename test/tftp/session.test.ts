@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { memoryFile } from '../../src/tftp/files.js';
+import { negotiate } from '../../src/tftp/negotiate.js';
+import { TftpSession, type SessionSummary } from '../../src/tftp/session.js';
+import { decodeTftp, type TftpPacket } from '../../src/wire/tftp-packet.js';
+import { pattern } from '../helpers/tftp.js';
+
+/** A session driven by hand: a fake clock, timers fired on demand, sends recorded. */
+class Harness {
+  now = 0;
+  sent: TftpPacket[] = [];
+  timers: { at: number; fn: () => void }[] = [];
+  summary: SessionSummary | undefined;
+  readonly session: TftpSession;
+
+  constructor(data: Buffer, options: [string, string][] = [], idleTimeoutMs = 10_000) {
+    const negotiated = negotiate(new Map(options), { mtu: 1500, maxWindow: 64, maxWindowBytes: 1 << 20, fileSize: data.length });
+    this.session = new TftpSession(
+      { file: memoryFile('f', data), negotiated, idleTimeoutMs },
+      {
+        send: (b, off, len) => this.sent.push(decodeTftp(Buffer.from(b.subarray(off, off + len)))),
+        now: () => this.now,
+        setTimer: (fn, ms) => {
+          const t = { at: this.now + ms, fn };
+          this.timers.push(t);
+          return t;
+        },
+        clearTimer: (h) => (this.timers = this.timers.filter((t) => t !== h)),
+      },
+      (s) => (this.summary = s),
+    );
+  }
+
+  /** Let reads (promises) settle. */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  }
+
+  /** Advance the clock by `ms`, firing due timers. */
+  async advance(ms: number): Promise<void> {
+    const end = this.now + ms;
+    for (;;) {
+      const due = this.timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.timers = this.timers.filter((t) => t !== due);
+      this.now = Math.max(this.now, due.at);
+      due.fn();
+      await this.settle();
+    }
+    this.now = end;
+  }
+
+  take(): TftpPacket[] {
+    return this.sent.splice(0);
+  }
+
+  blocks(): number[] {
+    return this.take().map((p) => (p.kind === 'data' ? p.block : -1));
+  }
+}
+
+void describe('TftpSession', () => {
+  void it('sends DATA 1 at once without options, and 512/512/0 for a 1024-byte file (§9 vectors 18, 19)', async () => {
+    const h = new Harness(pattern(1024));
+    h.session.start();
+    await h.settle();
+    const first = h.take();
+    assert.equal(first.length, 1);
+    assert.deepEqual(first[0]!.kind === 'data' && [first[0].block, first[0].data.length], [1, 512]);
+    h.session.ack(1);
+    const second = h.take()[0]!;
+    assert.deepEqual(second.kind === 'data' && [second.block, second.data.length], [2, 512]);
+    h.session.ack(2);
+    const third = h.take()[0]!;
+    assert.deepEqual(third.kind === 'data' && [third.block, third.data.length], [3, 0]);
+    h.session.ack(3);
+    assert.equal(h.summary?.outcome, 'done');
+    assert.equal(h.summary?.bytes, 1024);
+  });
+
+  void it('never answers a duplicate ACK in lockstep (no Sorcerer\'s Apprentice)', async () => {
+    const h = new Harness(pattern(4096));
+    h.session.start();
+    await h.settle();
+    h.take();
+    h.session.ack(1);
+    assert.deepEqual(h.blocks(), [2]);
+    h.session.ack(1);
+    h.session.ack(1);
+    assert.deepEqual(h.blocks(), []);
+    h.session.ack(2);
+    assert.deepEqual(h.blocks(), [3]);
+  });
+
+  void it('sends a window of 4, resends from block 3 after ACK 2 (§9 vector 17)', async () => {
+    const h = new Harness(pattern(1468 * 10), [['blksize', '1468'], ['windowsize', '4']]);
+    h.session.start();
+    await h.settle();
+    const oack = h.take();
+    assert.deepEqual(oack[0]!.kind === 'oack' && Object.fromEntries(oack[0].options), { blksize: '1468', windowsize: '4' });
+    h.session.ack(0);
+    assert.deepEqual(h.blocks(), [1, 2, 3, 4]);
+    h.session.ack(2);
+    assert.deepEqual(h.blocks(), [3, 4, 5, 6]);
+    h.session.ack(6);
+    assert.deepEqual(h.blocks(), [7, 8, 9, 10]);
+    // A repeated ACK 6 (client saw a gap) resends once, and not again within the same timeout.
+    h.session.ack(6);
+    assert.deepEqual(h.blocks(), [7, 8, 9, 10]);
+    h.session.ack(6);
+    assert.deepEqual(h.blocks(), []);
+    h.session.ack(10);
+    assert.deepEqual(h.blocks(), [11]);
+    h.session.ack(11);
+    assert.equal(h.summary?.outcome, 'done');
+    assert.equal(h.summary?.retransmits, 1);
+  });
+
+  void it('retransmits on timeout with backoff, then gives up after the retry limit', async () => {
+    const h = new Harness(pattern(2000));
+    h.session.start();
+    await h.settle();
+    h.take();
+    await h.advance(999);
+    assert.deepEqual(h.blocks(), []);
+    await h.advance(2);
+    assert.deepEqual(h.blocks(), [1]);
+    await h.advance(1998);
+    assert.deepEqual(h.blocks(), []);
+    await h.advance(2);
+    assert.deepEqual(h.blocks(), [1]);
+    await h.advance(60_000);
+    assert.equal(h.summary?.outcome, 'timeout');
+  });
+
+  void it('adapts the timeout to the measured round trip', async () => {
+    const h = new Harness(pattern(512 * 20));
+    h.session.start();
+    await h.settle();
+    for (let b = 1; b <= 10; b++) {
+      h.take();
+      await h.advance(1);
+      h.session.ack(b);
+    }
+    assert.deepEqual(h.blocks(), [11]);
+    await h.advance(25);
+    assert.deepEqual(h.blocks(), [11], 'retransmitted within tens of ms, not 1 s');
+  });
+
+  void it('ends quietly on the size probe: OACK, then client ERROR 8 (§9 vector 15)', async () => {
+    const h = new Harness(pattern(70_000), [['tsize', '0'], ['blksize', '1456']]);
+    h.session.start();
+    await h.settle();
+    const [oack] = h.take();
+    assert.deepEqual(oack?.kind === 'oack' && Object.fromEntries(oack.options), { tsize: '70000', blksize: '1456' });
+    h.session.onPacket({ kind: 'error', code: 8, message: 'User aborted the transfer' });
+    assert.equal(h.summary?.outcome, 'client-error');
+    assert.equal(h.summary?.duringNegotiation, true);
+    await h.advance(10_000);
+    assert.deepEqual(h.take(), [], 'no retransmission after the abort');
+  });
+
+  void it('rolls block numbers over from 65535 to 0 (§9 vector 23)', async () => {
+    const h = new Harness(pattern(65536 * 512 + 1));
+    h.session.start();
+    await h.settle();
+    let last: TftpPacket | undefined;
+    for (let abs = 1; abs <= 65537; abs++) {
+      const sent = h.take();
+      if (sent.length === 0) {
+        await h.settle();
+        sent.push(...h.take());
+      }
+      assert.equal(sent.length, 1, `block ${abs}`);
+      last = sent[0]!;
+      assert.equal(last.kind === 'data' && last.block, abs & 0xffff, `wire number of block ${abs}`);
+      h.session.ack(abs & 0xffff);
+    }
+    assert.equal(last?.kind === 'data' && last.data.length, 1);
+    assert.equal(h.summary?.outcome, 'done');
+    assert.equal(h.summary?.bytes, 65536 * 512 + 1);
+  });
+});
