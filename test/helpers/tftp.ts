@@ -126,8 +126,11 @@ export class ScriptClient {
     return this.socket.address().port;
   }
 
+  #pending = 0;
+
   send(p: TftpPacket, port: number): void {
-    this.socket.send(encodeTftp(p), port, '127.0.0.1');
+    this.#pending++;
+    this.socket.send(encodeTftp(p), port, '127.0.0.1', () => this.#pending--);
   }
 
   /** Next packet, or throw after `ms`. */
@@ -154,7 +157,9 @@ export class ScriptClient {
     return this.inbox.splice(0);
   }
 
-  close(): void {
+  /** Close once every queued datagram has left (a close right after send would drop it). */
+  async close(): Promise<void> {
+    while (this.#pending > 0) await new Promise((r) => setImmediate(r));
     this.socket.close();
   }
 }

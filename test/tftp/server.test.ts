@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { startTftpServer, type TftpServer } from '../../src/tftp/server.js';
+import type { TftpPacket } from '../../src/wire/tftp-packet.js';
+import { lossyTransport, memoryLogger, pattern, ScriptClient, seeded, tempRoot } from '../helpers/tftp.js';
+
+const FILES = { 'undionly.kpxe': pattern(70_000, 7), 'big.bin': pattern(1_000_000, 9), 'pxelinux.0': pattern(1024, 3) };
+const root = tempRoot(FILES);
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+after(() => root.remove());
+const listen = [{ address: '127.0.0.1', port: 0, transferAddress: '127.0.0.1', mtu: 1500 }];
+
+/** Fetch a whole file with a scripted client (lockstep or windowed), acking the last in-order block. */
+async function fetch(port: number, name: string, options: [string, string][] = []): Promise<Buffer> {
+  const c = await ScriptClient.open();
+  try {
+    c.send({ kind: 'rrq', filename: name, mode: 'octet', options: new Map(options) }, port);
+    const parts: Buffer[] = [];
+    let expect = 1;
+    let blksize = 512;
+    let window = 1;
+    let inWindow = 0;
+    for (;;) {
+      const { packet: p, from } = await c.next(5000);
+      if (p.kind === 'oack') {
+        blksize = Number(p.options.get('blksize') ?? 512);
+        window = Number(p.options.get('windowsize') ?? 1);
+        c.send({ kind: 'ack', block: 0 }, from.port);
+        continue;
+      }
+      assert.equal(p.kind, 'data', `unexpected ${JSON.stringify(p)}`);
+      if (p.kind !== 'data') break;
+      if (p.block !== (expect & 0xffff)) {
+        c.send({ kind: 'ack', block: (expect - 1) & 0xffff }, from.port); // RFC 7440: ack the last in order
+        inWindow = 0;
+        continue;
+      }
+      parts.push(Buffer.from(p.data));
+      expect++;
+      const last = p.data.length < blksize;
+      if (last || ++inWindow >= window) {
+        c.send({ kind: 'ack', block: p.block }, from.port);
+        inWindow = 0;
+      }
+      if (last) return Buffer.concat(parts);
+    }
+    throw new Error('unreachable');
+  } finally {
+    await c.close();
+  }
+}
+
+void describe('TFTP server on loopback', () => {
+  let server: TftpServer;
+  let port: number;
+  const { log, lines } = memoryLogger();
+  before(async () => {
+    server = await startTftpServer({ root: root.dir, listen, maxTransfers: 8, maxPerClient: 8, idleTimeoutMs: 3000, log });
+    port = server.ports[0]!;
+  });
+  after(() => server.close());
+
+  void it('size probe, then a fresh RRQ (§9 vector 15)', async () => {
+    const probe = await ScriptClient.open();
+    probe.send({ kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['tsize', '0'], ['blksize', '1456']]) }, port);
+    const oack = await probe.next();
+    assert.notEqual(oack.from.port, port, 'answered from a new port (TID)');
+    assert.deepEqual(oack.packet.kind === 'oack' && Object.fromEntries(oack.packet.options), { tsize: '70000', blksize: '1456' });
+    probe.send({ kind: 'error', code: 8, message: 'User aborted the transfer' }, oack.from.port);
+    assert.deepEqual(await probe.drain(1300), [], 'no retransmission after the abort');
+    await probe.close();
+    const second = await ScriptClient.open();
+    second.send({ kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['blksize', '1456']]) }, port);
+    const o2 = await second.next();
+    assert.deepEqual(o2.packet.kind === 'oack' && Object.fromEntries(o2.packet.options), { blksize: '1456' });
+    second.send({ kind: 'ack', block: 0 }, o2.from.port);
+    const d1 = await second.next();
+    assert.deepEqual(d1.packet.kind === 'data' && [d1.packet.block, d1.packet.data.length], [1, 1456]);
+    second.send({ kind: 'error', code: 0, message: 'done' }, o2.from.port);
+    await second.close();
+    assert.ok(lines.some((l) => l.message === 'TFTP size probe ended by client' && l.level === 'debug'));
+  });
+
+  void it('clamps blksize 9000 to 1468 (§9 vector 16) and serves the file intact, windowed and lockstep', async () => {
+    assert.equal(sha(await fetch(port, 'big.bin', [['blksize', '9000'], ['windowsize', '8']])), sha(FILES['big.bin']));
+    assert.equal(sha(await fetch(port, 'pxelinux.0')), sha(FILES['pxelinux.0']));
+    await new Promise((r) => setTimeout(r, 20)); // log lines travel through a stream
+    const done = lines.find((l) => l.message === 'TFTP transfer complete' && l.file === 'big.bin');
+    assert.equal(done?.blksize, 1468);
+    assert.equal(done?.windowsize, 8);
+    assert.equal(done?.bytes, 1_000_000);
+    assert.equal(done?.level, 'info');
+  });
+
+  void it('missing file → ERROR 1, traversal → ERROR 2, WRQ refused (§9 vector 20)', async () => {
+    const c = await ScriptClient.open();
+    const ask = async (p: TftpPacket): Promise<TftpPacket> => {
+      c.send(p, port);
+      return (await c.next()).packet;
+    };
+    const e1 = await ask({ kind: 'rrq', filename: 'pxelinux.cfg/01-52-54-00-12-34-56', mode: 'octet', options: new Map() });
+    assert.deepEqual(e1.kind === 'error' && e1.code, 1);
+    const e2 = await ask({ kind: 'rrq', filename: '../../etc/passwd', mode: 'octet', options: new Map() });
+    assert.deepEqual(e2.kind === 'error' && e2.code, 2);
+    const e3 = await ask({ kind: 'wrq', filename: 'x', mode: 'octet', options: new Map() });
+    assert.deepEqual(e3.kind === 'error' && e3.code, 2);
+    const e4 = await ask({ kind: 'rrq', filename: 'pxelinux.0', mode: 'mail', options: new Map() });
+    assert.deepEqual(e4.kind === 'error' && e4.code, 4);
+    await c.close();
+  });
+
+  void it('the same RRQ twice within 1 ms is one transfer (§9 vector 21)', async () => {
+    const c = await ScriptClient.open();
+    const rrq: TftpPacket = { kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map([['blksize', '512']]) };
+    const started = server.stats.get('tftp-transfer-started');
+    c.send(rrq, port);
+    c.send(rrq, port);
+    const got = await c.drain(150);
+    assert.equal(got.length, 1, 'one OACK');
+    assert.equal(server.stats.get('tftp-transfer-started'), started + 1);
+    c.send({ kind: 'error', code: 0, message: 'bye' }, got[0]!.from.port);
+    await c.close();
+  });
+
+  void it('an ACK from another port gets ERROR 5 and the transfer goes on (§9 vector 22)', async () => {
+    const c = await ScriptClient.open();
+    const stray = await ScriptClient.open();
+    c.send({ kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map() }, port);
+    const d1 = await c.next();
+    stray.send({ kind: 'ack', block: 1 }, d1.from.port);
+    const e = await stray.next();
+    assert.deepEqual(e.packet.kind === 'error' && e.packet.code, 5);
+    c.send({ kind: 'ack', block: 1 }, d1.from.port);
+    const d2 = await c.next();
+    assert.deepEqual(d2.packet.kind === 'data' && d2.packet.block, 2);
+    c.send({ kind: 'error', code: 0, message: 'bye' }, d1.from.port);
+    await c.close();
+    await stray.close();
+  });
+});
+
+void describe('TFTP server through a lossy, duplicating, reordering socket', () => {
+  for (const [name, options] of [
+    ['lockstep', [['blksize', '1468']]],
+    ['windowsize 16', [['blksize', '1468'], ['windowsize', '16']]],
+  ] as [string, [string, string][]][]) {
+    void it(`${name}: 1 MB arrives intact, with retransmissions`, async () => {
+      const counts = { dropped: 0, duplicated: 0, reordered: 0 };
+      const { log, lines } = memoryLogger('info');
+      const server = await startTftpServer({
+        root: root.dir,
+        listen,
+        maxTransfers: 4,
+        idleTimeoutMs: 5000,
+        log,
+        openTransport: lossyTransport({ drop: 0.1, duplicate: 0.05, reorder: 0.05, random: seeded(42) }, counts),
+      });
+      try {
+        const data = await fetch(server.ports[0]!, 'big.bin', options);
+        assert.equal(sha(data), sha(FILES['big.bin']));
+        assert.ok(counts.dropped > 10 && counts.duplicated > 5 && counts.reordered > 5, JSON.stringify(counts));
+        await new Promise((r) => setTimeout(r, 20));
+        const done = lines.find((l) => l.message === 'TFTP transfer complete');
+        assert.ok(done && Number(done.retransmits) > 0, JSON.stringify(done));
+      } finally {
+        await server.close();
+      }
+    });
+  }
+
+  void it('refuses transfers beyond the concurrency cap with a busy ERROR', async () => {
+    const { log } = memoryLogger('info');
+    const server = await startTftpServer({ root: root.dir, listen, maxTransfers: 1, idleTimeoutMs: 2000, log });
+    const a = await ScriptClient.open();
+    const b = await ScriptClient.open();
+    try {
+      a.send({ kind: 'rrq', filename: 'big.bin', mode: 'octet', options: new Map() }, server.ports[0]!);
+      await a.next();
+      b.send({ kind: 'rrq', filename: 'big.bin', mode: 'octet', options: new Map() }, server.ports[0]!);
+      const e = await b.next();
+      assert.deepEqual(e.packet.kind === 'error' && e.packet.code, 0);
+      assert.equal(server.active, 1);
+    } finally {
+      await a.close();
+      await b.close();
+      await server.close();
+    }
+    assert.equal(server.active, 0);
+  });
+});
