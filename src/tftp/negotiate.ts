@@ -65,8 +65,10 @@ export function negotiate(requested: TftpOptions, limits: NegotiationLimits): Ne
         break;
       }
       case 'tsize':
-        // RFC 2349 §4: in an RRQ the client sends 0 and the server answers the size.
-        if (limits.fileSize !== undefined && integer(value, 0, Number.MAX_SAFE_INTEGER) !== undefined) {
+        // RFC 2349 §4: in an RRQ the client sends 0 and the server answers the size. An empty file's
+        // size is left out: curl (7.88) rejects an OACK with tsize 0 as invalid and aborts, which
+        // tftpd-hpa users hit; without tsize the same transfer succeeds.
+        if (limits.fileSize && integer(value, 0, Number.MAX_SAFE_INTEGER) !== undefined) {
           out.oack.set(name, String(limits.fileSize));
         }
         break;

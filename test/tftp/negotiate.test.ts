@@ -37,6 +37,7 @@ void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
       assert.equal(negotiate(opts([[k, v]]), limits).oack.size, 0, `${k}=${v}`);
     }
     assert.equal(negotiate(opts([['tsize', '0']]), { ...limits, fileSize: undefined }).oack.size, 0);
+    assert.equal(negotiate(opts([['tsize', '0']]), { ...limits, fileSize: 0 }).oack.size, 0, 'curl refuses tsize 0');
   });
 
   void it('sends no OACK without options (§9 vector 18)', () => {
