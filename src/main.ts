@@ -79,8 +79,17 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
 
 async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
+  let dying = false;
   process.on('uncaughtException', (err) => {
-    log.error('unexpected error, exiting', { error: err.stack ?? String(err) });
+    // Once only: when the log itself is what failed (EPIPE on a closed stderr), logging the error
+    // raises another, and a throw from this handler would end the process with status 7.
+    if (dying) return;
+    dying = true;
+    try {
+      log.error('unexpected error, exiting', { error: err.stack ?? String(err) });
+    } catch {
+      /* nowhere left to log */
+    }
     void closeLogger(log).then(() => process.exit(1));
   });
   let daemon: Daemon;
