@@ -67,7 +67,8 @@ void describe('TftpSession', () => {
     await h.settle();
     const first = h.take();
     assert.equal(first.length, 1);
-    assert.deepEqual(first[0]!.kind === 'data' && [first[0].block, first[0].data.length], [1, 512]);
+    const d1 = first[0]!;
+    assert.deepEqual(d1.kind === 'data' && [d1.block, d1.data.length], [1, 512]);
     h.session.ack(1);
     const second = h.take()[0]!;
     assert.deepEqual(second.kind === 'data' && [second.block, second.data.length], [2, 512]);
@@ -98,7 +99,8 @@ void describe('TftpSession', () => {
     h.session.start();
     await h.settle();
     const oack = h.take();
-    assert.deepEqual(oack[0]!.kind === 'oack' && Object.fromEntries(oack[0].options), { blksize: '1468', windowsize: '4' });
+    const o = oack[0]!;
+    assert.deepEqual(o.kind === 'oack' && Object.fromEntries(o.options), { blksize: '1468', windowsize: '4' });
     h.session.ack(0);
     assert.deepEqual(h.blocks(), [1, 2, 3, 4]);
     h.session.ack(2);
