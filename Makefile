@@ -19,7 +19,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp fuzz soak unit-file
+.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file
 
 all: build
 
@@ -46,11 +46,15 @@ test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
 
 ## bench: speed of the responder (and the TFTP server) next to dnsmasq; needs root, cc, dnsmasq.
-bench: bench-dhcp
+bench: bench-dhcp bench-tftp
 
 ## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS).
 bench-dhcp: build
 	$(NODE) --import tsx test/bench/dhcp-bench.ts
+
+## bench-tftp: MB/s of our TFTP server next to tftpd-hpa, dnsmasq and atftpd (BENCH_ROUNDS, BENCH_ONLY).
+bench-tftp: build
+	$(NODE) --import tsx test/bench/tftp-bench.ts
 
 ## fuzz: the long fuzz run (FUZZ_SECONDS, FUZZ_SEED); prints the input count, fails on any crash.
 FUZZ_SECONDS ?= 120
