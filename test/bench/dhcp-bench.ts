@@ -8,16 +8,17 @@
  * here with cc. Environment: BENCH_RATES (comma list), BENCH_SECONDS (per step, default 3),
  * BENCH_JSON (write the raw results there), BENCH_ONLY (`pxe-pdhcp` or `dnsmasq`), BENCH_NODE_ARGS
  * (extra node flags for our daemon, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the daemon runs as
- * nobody after binding, so the directory must be writable by it).
+ * nobody after binding, so the directory must be writable by it), BENCH_DAEMON_ARGS (extra options
+ * for our daemon, e.g. `--log-level warn`).
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeDhcp, encodeDhcp } from '../../src/wire/dhcp-packet.js';
-import { Lab, have, waitForOutput } from '../helpers/netns.js';
+import { Lab, have } from '../helpers/netns.js';
 import { chaddrOf } from '../helpers/pxe-client.js';
 import { fixture } from '../helpers/packets.js';
 
@@ -40,6 +41,8 @@ interface Target {
   senderIp: string;
   serverIp: string;
   process?: ChildProcess;
+  /** Where its log lines go. */
+  logPath?: string;
 }
 
 interface Blast {
@@ -113,12 +116,32 @@ async function measure(lab: Lab, sender: string, blaster: string, t: Target, por
   };
 }
 
+/**
+ * Both servers log to a file of their own, as they would to journald or syslog: a pipe read by
+ * this process would wake it for every line and take the CPU from the server being measured.
+ */
+function logFile(t: Target, work: string): number {
+  t.logPath = join(work, `${t.name}.log`);
+  return openSync(t.logPath, 'a');
+}
+
+/** The end of a server's log, for error messages. */
+function logTail(t: Target): string {
+  try {
+    return readFileSync(t.logPath!, 'utf8').slice(-2000);
+  } catch {
+    return '';
+  }
+}
+
 /** Wait until a server answers a trickle of requests on both ports. */
 async function waitReady(lab: Lab, sender: string, blaster: string, t: Target): Promise<void> {
   for (const port of ['discover', 'request'] as Port[]) {
     let ok = false;
-    for (let i = 0; i < 20 && !ok; i++) ok = (await blast(lab, sender, blaster, t, port, 20, 0.25)).replies > 0;
-    if (!ok) fail(`${t.name} does not answer ${port === 'discover' ? 'DISCOVERs on port 67' : 'REQUESTs on port 4011'}`);
+    for (let i = 0; i < 40 && !ok && t.process!.exitCode === null; i++) {
+      ok = (await blast(lab, sender, blaster, t, port, 20, 0.25)).replies > 0;
+    }
+    if (!ok) fail(`${t.name} does not answer ${port === 'discover' ? 'DISCOVERs on port 67' : 'REQUESTs on port 4011'}:\n${logTail(t)}`);
     // Warm up (not measured): our daemon's JIT, and both servers' caches, reach their steady state.
     await blast(lab, sender, blaster, t, port, 2000, 1);
   }
@@ -151,12 +174,11 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
   }
   const [ours, dns] = targets as [Target, Target];
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  ours.process = lab.spawn(ours.ns, process.execPath, [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], { cwd: ROOT });
-  // Drain the log so a full pipe never stalls the daemon.
-  ours.process.stdout?.resume();
-  const started = waitForOutput(ours.process, /listening/, 15_000);
-  ours.process.stderr?.resume();
-  await started;
+  const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
+  ours.process = lab.spawn(ours.ns, process.execPath, [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', ...daemonArgs, 'pxelinux.0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', logFile(ours, work)],
+  });
   dns.process = lab.spawn(dns.ns, 'dnsmasq', [
     '--no-daemon',
     '--conf-file=/dev/null',
@@ -167,9 +189,7 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
     `--dhcp-range=10.88.2.0,proxy`,
     '--pxe-service=x86PC,Boot,pxelinux',
     '--pxe-service=X86-64_EFI,Boot,bootx64.efi',
-  ]);
-  dns.process.stdout?.resume();
-  dns.process.stderr?.resume();
+  ], { stdio: ['ignore', 'ignore', logFile(dns, work)] });
   return { sender, targets };
 }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BootpOp, DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
+import { BootpOp, BROADCAST_FLAG, DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
 import { ipOption, u8Option } from '../../src/wire/dhcp-options.js';
 import { decodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
 import { ipToNumber } from '../../src/wire/ip.js';
@@ -161,6 +161,7 @@ describe('pxe-pdhcp beside a home router, in network namespaces', () => {
         assert.ok(offer.length >= 300, `padded to 300 bytes, got ${offer.length}`);
         assert.equal(offer.p.clientIp, '0.0.0.0');
         assert.equal(offer.p.relayIp, '0.0.0.0');
+        assert.ok(offer.p.flags & BROADCAST_FLAG, 'broadcast flag set (§2.1)');
         assertProxyReply(offer.p, DISCOVER_FIXTURE[fw], MessageType.OFFER);
         const vendor = offer.p.options.get(DhcpOption.VENDOR_SPECIFIC);
         const order = [...offer.p.options.keys()];
