@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { Stats } from '../stats.js';
 import { DecodeError } from '../wire/reader.js';
-import { decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';
+import { DATA_HEADER_LEN, decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';
 import { memoryFile, openInRoot, toNetascii, type OpenFile } from './files.js';
 import { negotiate } from './negotiate.js';
 import { TftpSession, type SessionIo, type SessionSummary } from './session.js';
@@ -150,7 +150,7 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     });
     let t: Transport;
     try {
-      t = await openTransport({ address: l.transferAddress, port: 0, purpose: 'TFTP transfer' });
+      t = await openTransport({ address: l.transferAddress, port: 0, purpose: 'TFTP transfer', peer: from });
     } catch (err) {
       await file.close();
       log.error('cannot open a TFTP transfer socket', { err: (err as Error).message });
@@ -158,6 +158,12 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
       return release(key, from);
     }
     const io: SessionIo = { ...sessionClock, send: (b, off, len) => t.send(b, off, len, from.port, from.address) };
+    // A window goes out in one send where the kernel can segment it (UDP GSO): one syscall, not 16.
+    if (negotiated.windowSize > 1 && t.segment) {
+      io.maxBatch = t.segment(DATA_HEADER_LEN + negotiated.blockSize, () => {
+        io.maxBatch = 1;
+      });
+    }
     const session = new TftpSession({ file, negotiated, idleTimeoutMs: o.idleTimeoutMs }, io, (s) => {
       release(key, from);
       void t.close();

@@ -11,6 +11,11 @@ export interface SessionIo {
   now(): number;
   setTimer(fn: () => void, ms: number): unknown;
   clearTimer(handle: unknown): void;
+  /**
+   * Most DATA packets one `send` may carry, laid end to end in the buffer (UDP GSO: the kernel
+   * cuts them apart). Read before every window, so it may drop to 1 during a transfer. Default 1.
+   */
+  maxBatch?: number;
 }
 
 export interface SessionOptions {
@@ -196,7 +201,8 @@ export class TftpSession {
   /** Send one window starting at `from`; a retransmission does not give an RTT sample (Karn). */
   #sendFrom(from: number, isRetransmit: boolean): void {
     const to = Math.min(this.#totalBlocks, from + this.#window - 1);
-    for (let b = from; b <= to; b++) {
+    const batch = this.#io.maxBatch ?? 1;
+    for (let b = from; b <= to; ) {
       const chunk = this.#chunkOf(b);
       if (!chunk.ready) {
         this.#pendingFrom = b;
@@ -204,9 +210,14 @@ export class TftpSession {
         this.#arm();
         return;
       }
-      const at = (b - 1 - chunk.index * this.#blocksPerChunk) * this.#stride;
-      this.#io.send(chunk.buf, at, DATA_HEADER_LEN + this.#dataLength(b));
-      if (b > this.#sentUpTo) this.#sentUpTo = b;
+      // Packets of one chunk lie end to end (stride apart), so a run of them is one send; only the
+      // file's last block is short, and it can only end a run, as GSO requires of a short segment.
+      const first = chunk.index * this.#blocksPerChunk;
+      const last = Math.min(to, first + this.#blocksPerChunk, b + batch - 1);
+      const at = (b - 1 - first) * this.#stride;
+      this.#io.send(chunk.buf, at, (last - b) * this.#stride + DATA_HEADER_LEN + this.#dataLength(last));
+      if (last > this.#sentUpTo) this.#sentUpTo = last;
+      b = last + 1;
     }
     this.#pendingFrom = 0;
     this.#rto.sent(this.#io.now(), isRetransmit ? -1 : to);
