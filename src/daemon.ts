@@ -4,7 +4,7 @@ import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from './net/interfaces.js';
 import { closeUdp, openUdp } from './net/udp.js';
-import type { BootPolicy } from './pxe/boot.js';
+import { bootFiles, type BootPolicy } from './pxe/boot.js';
 import type { ServerContext } from './pxe/policy.js';
 import { attachResponder, type ResponderDeps } from './pxe/responder.js';
 import { RateLimiter, Stats } from './stats.js';
@@ -115,7 +115,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     await Promise.all(sockets.map(closeUdp));
     throw err;
   }
-  const tftp = await startBundledTftp(config, sites.map((s) => s.iface), { log, stats, ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) }).catch(async (err: unknown) => {
+  const tftp = await startBundledTftp(config, sites.map((s) => s.iface), { log, stats, bootFiles: bootFiles(policy), ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) }).catch(async (err: unknown) => {
     await Promise.all(sockets.map(closeUdp));
     throw err;
   });

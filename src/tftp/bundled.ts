@@ -6,11 +6,6 @@ import type { Stats } from '../stats.js';
 import { warnMissingBootFiles } from './files.js';
 import { startTftpServer, type TftpListen, type TftpServer } from './server.js';
 
-/** The boot files clients will ask us for: the NBP and every boot rule's file. */
-export function bootFilesOf(config: Config): string[] {
-  return [...(config.nbp !== undefined ? [config.nbp] : []), ...(config.boot ?? []).map((r) => r.file)];
-}
-
 /** Why the bundled server stays off, or null when it should run. */
 export function tftpDisabledReason(config: Config, src: InterfaceSources = systemInterfaces): string | null {
   if (!config.tftp.enabled) return 'disabled with --no-tftp';
@@ -37,7 +32,7 @@ export function tftpListeners(config: Config, ifaces: readonly (InterfaceInfo | 
 export async function startBundledTftp(
   config: Config,
   ifaces: readonly (InterfaceInfo | undefined)[],
-  deps: { log: Logger; stats: Stats; interfaces?: InterfaceSources },
+  deps: { log: Logger; stats: Stats; interfaces?: InterfaceSources; bootFiles: readonly string[] },
 ): Promise<TftpServer | null> {
   const { log } = deps;
   const why = tftpDisabledReason(config, deps.interfaces);
@@ -61,6 +56,6 @@ export async function startBundledTftp(
     return null;
   }
   log.info('TFTP server listening', { root: config.tftp.root, ports: server.ports.join(','), 'max-transfers': config.tftp.maxTransfers });
-  await warnMissingBootFiles(config.tftp.root, bootFilesOf(config), log);
+  await warnMissingBootFiles(config.tftp.root, deps.bootFiles, log);
   return server;
 }
