@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import winston from 'winston';
+import { UserError } from './errors.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
@@ -85,12 +86,45 @@ export function createLogger(o: LogOptions): Logger {
 /** Flush and close a logger: resolves when its last line is written (or after `ms`). */
 export function closeLogger(log: Logger, ms = 1000): Promise<void> {
   return new Promise((resolve) => {
+    // Not unref'd: when the log is broken, 'finish' never comes and this timer may be all that
+    // keeps the process alive long enough to report why it stops.
     const timer = setTimeout(resolve, ms);
-    timer.unref();
     log.on('finish', () => {
       clearTimeout(timer);
       resolve();
     });
     log.end();
   });
+}
+
+/**
+ * Resolves once every log file is open, so that a later privilege drop cannot stop it being
+ * written. Call right after createLogger: winston opens files asynchronously and reports a failed
+ * open only to its debug output.
+ * @throws UserError when a log file cannot be opened within `ms`
+ */
+export function logFilesOpen(log: Logger, ms = 3000): Promise<void> {
+  const files = log.transports.filter((t) => t instanceof winston.transports.File);
+  // winston re-emits a transport's failure on the logger, where no listener means a crash; here
+  // it is reported once, through the promise, as a clear start-up error.
+  log.on('error', () => undefined);
+  return Promise.all(
+    files.map(
+      (t) =>
+        new Promise<void>((resolve, reject) => {
+          const { dirname, filename } = t as unknown as { dirname: string; filename: string };
+          const path = `${dirname}/${filename}`;
+          const fail = (why: string): void => reject(new UserError(`cannot write log file ${path}: ${why}`));
+          const timer = setTimeout(() => fail('it could not be opened'), ms);
+          t.once('open', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          t.once('error', (err: NodeJS.ErrnoException) => {
+            clearTimeout(timer);
+            fail(err.code ?? err.message);
+          });
+        }),
+    ),
+  ).then(() => undefined);
 }

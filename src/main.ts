@@ -5,7 +5,7 @@ import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
 import { DEFAULT_USER, type Config } from './config.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { UserError } from './errors.js';
-import { closeLogger, createLogger, type LogSink, type Logger } from './log.js';
+import { closeLogger, createLogger, logFilesOpen, type LogSink, type Logger } from './log.js';
 import { dropPrivileges } from './privileges.js';
 
 /** Set in the environment of the detached child, so it does not detach again. */
@@ -79,6 +79,8 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
 
 async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
+  const logOpen = logFilesOpen(log);
+  logOpen.catch(() => undefined); // awaited (and reported) before the privilege drop
   let dying = false;
   process.on('uncaughtException', (err) => {
     // Once only: when the log itself is what failed (EPIPE on a closed stderr), logging the error
@@ -105,6 +107,7 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
     fail(message);
   }
   try {
+    await logOpen;
     const drop = dropPrivileges(config.user ?? DEFAULT_USER);
     if (drop.dropped) log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
   } catch (err) {

@@ -37,7 +37,7 @@ export function startDaemonProcess(args: string[], o: { built?: boolean; prefix?
   if (o.built && !existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run make build first`);
   const nodeArgs = o.built ? [BUILT_MAIN, ...args] : ['--import', 'tsx', SOURCE_MAIN, ...args];
   const [cmd, ...pre] = o.prefix ? [...o.prefix, process.execPath] : [process.execPath];
-  const child = spawn(cmd!, [...pre, ...nodeArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const child = spawn(cmd as string, [...pre, ...nodeArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let out = '';
   const keep = (chunk: Buffer): void => {
     out += chunk.toString();
