@@ -36,8 +36,8 @@ export function loopbackArgs(clientPort: number, extra: string[] = []): string[]
 export function startDaemonProcess(args: string[], o: { built?: boolean; prefix?: string[] } = {}): DaemonProcess {
   if (o.built && !existsSync(BUILT_MAIN)) throw new Error(`${BUILT_MAIN} is missing: run make build first`);
   const nodeArgs = o.built ? [BUILT_MAIN, ...args] : ['--import', 'tsx', SOURCE_MAIN, ...args];
-  const [cmd, ...pre] = o.prefix ? [...o.prefix, process.execPath] : [process.execPath];
-  const child = spawn(cmd as string, [...pre, ...nodeArgs], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+  const argv = [...(o.prefix ?? []), process.execPath, ...nodeArgs];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
   let out = '';
   const keep = (chunk: Buffer): void => {
     out += chunk.toString();
