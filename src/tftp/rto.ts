@@ -23,10 +23,13 @@ export class RetransmitTimer {
   #measured = false;
   #sampleBlock = -1;
   #sampleAt = 0;
+  /** The timeout the samples give, before any backoff. */
+  #baseMs: number;
 
   constructor(clientTimeoutMs?: number) {
     this.maxMs = Math.max(MIN_RTO_MS, clientTimeoutMs ?? DEFAULT_MAX_RTO_MS);
     this.currentMs = Math.min(INITIAL_RTO_MS, this.maxMs);
+    this.#baseMs = this.currentMs;
   }
 
   /** A send at `now`; `block` ≥ 0 is timed when its ACK comes, −1 marks a retransmission (Karn). */
@@ -53,7 +56,18 @@ export class RetransmitTimer {
       this.#srtt = 0.875 * this.#srtt + 0.125 * r;
     }
     const rto = this.#srtt + Math.max(GRANULARITY_MS, 4 * this.#rttvar);
-    this.currentMs = Math.min(this.maxMs, Math.max(this.minMs, rto));
+    this.#baseMs = Math.min(this.maxMs, Math.max(this.minMs, rto));
+    this.currentMs = this.#baseMs;
+  }
+
+  /**
+   * The client acknowledged new blocks, so the path works: drop the backoff. Karn's rule leaves a
+   * retransmitted window without an RTT sample, and at 10 % loss most windows of 16 lose a packet,
+   * so waiting for a clean sample let the doubling run away to seconds per loss. Linux TCP drops
+   * its backoff on any ACK of new data too (with timestamps every such ACK is a sample).
+   */
+  progressed(): void {
+    this.currentMs = this.#baseMs;
   }
 
   /** RFC 6298 §5.5: double after a timeout; kept until a fresh sample. */

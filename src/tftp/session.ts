@@ -192,6 +192,7 @@ export class TftpSession {
     }
     this.#acked = abs;
     this.#retries = 0;
+    this.#rto.progressed();
     this.#rto.acked(now, abs);
     if (abs === this.#totalBlocks) return this.#end('done');
     this.#dropChunksBefore(abs + 1);
