@@ -5,7 +5,9 @@ import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } fr
 import { parseRule } from '../../src/pxe/rules.js';
 import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
 import { DecodeError } from '../../src/wire/reader.js';
-import { decodeTftp, encodeTftp } from '../../src/wire/tftp-packet.js';
+import { cleanName } from '../../src/tftp/files.js';
+import { BLKSIZE_MIN, TFTP_OVERHEAD, negotiate } from '../../src/tftp/negotiate.js';
+import { decodeTftp, encodeTftp, type TftpOptions } from '../../src/wire/tftp-packet.js';
 import { answerProblems, type ArrivalPort } from './invariants.js';
 import type { Protocol } from './mutate.js';
 
@@ -87,7 +89,30 @@ export function runDhcp(input: Buffer, variant: number, replies?: FuzzReply[]): 
 }
 
 /**
- * decode → re-encode → decode again: what we decode we can write back unchanged.
+ * The pure half of serving an RRQ: the name inside the root, and the options we grant, which must
+ * stay within RFC 2348/7440 and never exceed what the client asked (EDK2 rejects more).
+ */
+function decideRrq(filename: string, options: TftpOptions): void {
+  const parts = cleanName(filename);
+  if (parts && parts.some((p) => p === '..' || p === '' || p.includes('/') || p.includes('\0'))) {
+    throw new InvariantError(`name ${JSON.stringify(filename)} cleaned to ${JSON.stringify(parts)}`);
+  }
+  const mtu = 576 + (filename.length % 9000);
+  const got = negotiate(options, { mtu, maxWindow: 64, maxWindowBytes: 256 * 1024, fileSize: filename.length * 1000 });
+  const asked = (name: string): number => Number(options.get(name));
+  const bad =
+    got.blockSize < BLKSIZE_MIN ||
+    got.blockSize > Math.max(BLKSIZE_MIN, mtu - TFTP_OVERHEAD) ||
+    (got.oack.has('blksize') && got.blockSize > asked('blksize')) ||
+    got.windowSize < 1 ||
+    (got.oack.has('windowsize') && got.windowSize > asked('windowsize')) ||
+    [...got.oack.keys()].some((k) => !options.has(k));
+  if (bad) throw new InvariantError(`negotiate(${JSON.stringify([...options])}) gave ${JSON.stringify({ ...got, oack: [...got.oack] })}`);
+  encodeTftp({ kind: 'oack', options: got.oack });
+}
+
+/**
+ * decode → (RRQ: decide) → re-encode → decode again: what we decode we can write back unchanged.
  * @throws anything but DecodeError from the code under test, or InvariantError
  */
 export function runTftp(input: Buffer): Outcome {
@@ -97,6 +122,7 @@ export function runTftp(input: Buffer): Outcome {
   } catch (err) {
     return outcomeOfError('', err);
   }
+  if (packet.kind === 'rrq') decideRrq(packet.filename, packet.options);
   const again = decodeTftp(encodeTftp(packet));
   try {
     if (packet.kind === 'error') deepStrictEqual(again.kind, 'error');
