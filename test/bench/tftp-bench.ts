@@ -22,7 +22,7 @@
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +53,7 @@ interface Target {
   clientIp: string;
   serverIp: string;
   process?: ChildProcess;
+  cpu?: CpuAccount | null;
 }
 
 interface Row {
@@ -65,7 +66,7 @@ interface Row {
   /** Our daemon only, parallel only: peak RSS over the run and RSS before it (KiB). */
   hwmKiB?: number;
   rssBeforeKiB?: number;
-  /** Our daemon only: CPU seconds it used during the run. */
+  /** CPU seconds the server (all its threads and processes) used during the run. */
   cpuSeconds?: number;
   load1: number;
 }
@@ -77,17 +78,49 @@ function fail(message: string): never {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** CPU seconds used so far by all threads of a process (sched(7): /proc/PID/task/TID/schedstat, ns). */
-function cpuSeconds(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+/**
+ * CPU time of a server and every process it forks (tftpd-hpa forks one per transfer and does not
+ * reap them, so /proc/PID/stat cannot see their time): a cgroup of its own, v2 (cpu.stat) or v1
+ * cpuacct. Null when no hierarchy is writable; the CPU column then stays empty.
+ */
+class CpuAccount {
+  private constructor(
+    readonly dir: string,
+    readonly read: () => number,
+  ) {}
+
+  static create(name: string): CpuAccount | null {
+    const candidates: [string, string, (text: string) => number][] = [
+      ['/sys/fs/cgroup/unified', 'cpu.stat', (t) => Number(/^usage_usec (\d+)/m.exec(t)?.[1]) / 1e6],
+      ['/sys/fs/cgroup', 'cpu.stat', (t) => Number(/^usage_usec (\d+)/m.exec(t)?.[1]) / 1e6],
+      ['/sys/fs/cgroup/cpuacct', 'cpuacct.usage', (t) => Number(t) / 1e9],
+    ];
+    for (const [base, file, parse] of candidates) {
+      if (!existsSync(join(base, 'cgroup.procs'))) continue;
+      const dir = join(base, name);
+      try {
+        mkdirSync(dir);
+        if (!existsSync(join(dir, file))) throw new Error('no accounting file');
+        return new CpuAccount(dir, () => parse(readFileSync(join(dir, file), 'utf8')));
+      } catch {
+        rmSync(dir, { recursive: false, force: true });
+      }
+    }
+    return null;
+  }
+
+  add(pid: number): void {
+    writeFileSync(join(this.dir, 'cgroup.procs'), String(pid));
+  }
+
+  /** Remove the (by now empty) cgroup. */
+  remove(): void {
     try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      rmdirSync(this.dir);
     } catch {
-      // the thread ended meanwhile
+      process.stderr.write(`tftp-bench: could not remove cgroup ${this.dir}\n`);
     }
   }
-  return ns / 1e9;
 }
 
 function statusKiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
@@ -236,7 +269,7 @@ async function waitReady(lab: Lab, ns: string, t: Target, out: string): Promise<
 
 async function measure(lab: Lab, ns: string, t: Target, files: Files, out: string, scenario: Scenario, round: number): Promise<Row> {
   const pid = t.name === 'pxe-pdhcp' ? t.process!.pid! : undefined;
-  const cpu0 = pid ? cpuSeconds(pid) : 0;
+  const cpu0 = t.cpu?.read() ?? 0;
   const load1 = loadavg()[0]!;
   let rssBeforeKiB: number | undefined;
   let seconds: number;
@@ -266,7 +299,7 @@ async function measure(lab: Lab, ns: string, t: Target, files: Files, out: strin
     seconds,
     mbps: bytes / MB / seconds,
     ...(pid && scenario === 'parallel' ? { hwmKiB: statusKiB(pid, 'VmHWM'), rssBeforeKiB } : {}),
-    ...(pid ? { cpuSeconds: cpuSeconds(pid) - cpu0 } : {}),
+    ...(t.cpu ? { cpuSeconds: t.cpu.read() - cpu0 } : {}),
     load1,
   };
 }
@@ -321,6 +354,19 @@ function table(rows: Row[], names: readonly ServerName[]): string {
   return lines.join('\n');
 }
 
+/** Server CPU per MB served: much less dependent on how busy the machine was than MB/s. */
+function cpuTable(rows: Row[], names: readonly ServerName[]): string {
+  const lines = [`| server | lockstep | windowsize 16 | ${CLIENTS} clients |`, '|---|---|---|---|'];
+  for (const s of names) {
+    const cell = (sc: Scenario): string => {
+      const xs = rows.filter((r) => r.server === s && r.scenario === sc && r.cpuSeconds !== undefined).map((r) => (r.cpuSeconds! * 1000) / (r.bytes / MB));
+      return xs.length ? fmt(median(xs), 2) : '-';
+    };
+    lines.push(`| ${s} | ${cell('lockstep')} | ${WINDOWED.has(s) ? cell('window16') : 'n/a'} | ${cell('parallel')} |`);
+  }
+  return lines.join('\n');
+}
+
 function summary(rows: Row[], names: readonly ServerName[]): string {
   const out: string[] = [];
   const ours = (sc: Scenario): number => median(mbpsOf(rows, 'pxe-pdhcp', sc));
@@ -350,11 +396,6 @@ function summary(rows: Row[], names: readonly ServerName[]): string {
       const mib = (k: number | undefined): string => fmt((k ?? NaN) / 1024);
       out.push(`pxe-pdhcp RSS with ${CLIENTS} clients on one file: peak (VmHWM) ${par.map((r) => mib(r.hwmKiB)).join(' / ')} MiB, before ${par.map((r) => mib(r.rssBeforeKiB)).join(' / ')} MiB`);
     }
-    const cpu = rows.filter((r) => r.server === 'pxe-pdhcp' && r.cpuSeconds !== undefined);
-    for (const sc of SCENARIOS) {
-      const xs = cpu.filter((r) => r.scenario === sc).map((r) => (r.cpuSeconds! * 1e6) / (r.bytes / MB));
-      if (xs.length) out.push(`pxe-pdhcp CPU per MB, ${sc}: ${fmt(median(xs), 0)} µs`);
-    }
   }
   return out.join('\n');
 }
@@ -372,8 +413,10 @@ async function main(): Promise<void> {
   // Client output on tmpfs, so the client's disk writes weigh as little as possible.
   const out = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'tftp-bench-out-'));
   const lab = await Lab.create('tbench');
+  let targets: Target[] = [];
   const stop = (): void => {
     lab.cleanupSync();
+    for (const t of targets) t.cpu?.remove();
     rmSync(work, { recursive: true, force: true });
     rmSync(out, { recursive: true, force: true });
     process.exit(130);
@@ -383,9 +426,13 @@ async function main(): Promise<void> {
   try {
     const atftpdBin = names.includes('atftpd') ? atftpd(work) : '';
     const files = makeRoot(work);
-    const { client, targets } = await setUp(lab, names);
+    const set = await setUp(lab, names);
+    const { client } = set;
+    targets = set.targets;
     for (const t of targets) {
       await startServer(lab, t, files, atftpdBin, work);
+      t.cpu = CpuAccount.create(`${lab.id}-${t.name}`);
+      t.cpu?.add(t.process!.pid!);
       await waitReady(lab, client, t, out);
       await warmUp(lab, client, t, files, out);
     }
@@ -405,10 +452,12 @@ async function main(): Promise<void> {
         }
       }
     }
-    process.stdout.write(`\nMB/s, median (each round)\n${table(rows, names)}\n\n${summary(rows, names)}\n`);
+    process.stdout.write(`\nMB/s, median (each round)\n${table(rows, names)}\n`);
+    process.stdout.write(`\nserver CPU ms per MB served, median (cgroup CPU accounting)\n${cpuTable(rows, names)}\n\n${summary(rows, names)}\n`);
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
   } finally {
     await lab.cleanup();
+    for (const t of targets) t.cpu?.remove();
     rmSync(work, { recursive: true, force: true });
     rmSync(out, { recursive: true, force: true });
   }
