@@ -14,12 +14,21 @@ class Harness {
   summary: SessionSummary | undefined;
   readonly session: TftpSession;
 
-  constructor(data: Buffer, options: [string, string][] = [], idleTimeoutMs = 10_000) {
+  /** Bytes of each `send` call, to see how packets were batched. */
+  sends: number[] = [];
+
+  /** `maxBatch` > 1: sends may carry several packets end to end, cut apart here as the kernel's GSO does. */
+  constructor(data: Buffer, options: [string, string][] = [], idleTimeoutMs = 10_000, maxBatch?: number) {
     const negotiated = negotiate(new Map(options), { mtu: 1500, maxWindow: 64, maxWindowBytes: 1 << 20, fileSize: data.length });
+    const stride = 4 + negotiated.blockSize;
     this.session = new TftpSession(
       { file: memoryFile('f', data), negotiated, idleTimeoutMs },
       {
-        send: (b, off, len) => this.sent.push(decodeTftp(Buffer.from(b.subarray(off, off + len)))),
+        ...(maxBatch !== undefined ? { maxBatch } : {}),
+        send: (b, off, len) => {
+          this.sends.push(len);
+          for (let at = off; at < off + len; at += stride) this.sent.push(decodeTftp(Buffer.from(b.subarray(at, Math.min(at + stride, off + len)))));
+        },
         now: () => this.now,
         setTimer: (fn, ms) => {
           const t = { at: this.now + ms, fn };
@@ -117,6 +126,50 @@ void describe('TftpSession', () => {
     h.session.ack(11);
     assert.equal(h.summary?.outcome, 'done');
     assert.equal(h.summary?.retransmits, 1);
+  });
+
+  void it('sends a window in runs of at most maxBatch packets laid end to end (UDP GSO)', async () => {
+    const data = pattern(1468 * 20 + 100);
+    const h = new Harness(data, [['blksize', '1468'], ['windowsize', '16']], 10_000, 6);
+    h.session.start();
+    await h.settle();
+    h.take();
+    h.sends.length = 0;
+    h.session.ack(0);
+    assert.deepEqual(h.blocks(), Array.from({ length: 16 }, (_, i) => i + 1));
+    assert.deepEqual(h.sends, [6 * 1472, 6 * 1472, 4 * 1472]);
+    h.sends.length = 0;
+    h.session.ack(16);
+    const last = h.take();
+    assert.deepEqual(last.map((p) => (p.kind === 'data' ? p.block : -1)), [17, 18, 19, 20, 21]);
+    // The file's short last block ends the run, the one place GSO allows a short segment.
+    assert.deepEqual(h.sends, [4 * 1472 + 4 + 100]);
+    const got = Buffer.concat(last.map((p) => (p.kind === 'data' ? p.data : Buffer.alloc(0))));
+    assert.ok(got.equals(data.subarray(16 * 1468)));
+    h.session.ack(21);
+    assert.equal(h.summary?.outcome, 'done');
+  });
+
+  void it('an ACK of new blocks drops the timeout backoff (windows under loss)', async () => {
+    const h = new Harness(pattern(1468 * 64), [['blksize', '1468'], ['windowsize', '4']]);
+    h.session.start();
+    await h.settle();
+    h.take();
+    await h.advance(1);
+    h.session.ack(0);
+    h.take();
+    await h.advance(1);
+    h.session.ack(4); // a clean sample: RTO at its 20 ms floor
+    assert.deepEqual(h.blocks(), [5, 6, 7, 8]);
+    await h.advance(20);
+    assert.deepEqual(h.blocks(), [5, 6, 7, 8], 'timeout after 20 ms');
+    await h.advance(40);
+    assert.deepEqual(h.blocks(), [5, 6, 7, 8], 'backed off to 40 ms');
+    // The retransmitted window is acknowledged (no RTT sample, Karn), and the backoff is gone.
+    h.session.ack(8);
+    assert.deepEqual(h.blocks(), [9, 10, 11, 12]);
+    await h.advance(20);
+    assert.deepEqual(h.blocks(), [9, 10, 11, 12], 'back to 20 ms, not 80');
   });
 
   void it('retransmits on timeout with backoff, then gives up after the retry limit', async () => {
