@@ -85,6 +85,8 @@ export class TftpSession {
   #sentUpTo = 0;
   /** First block of a send that waits for its chunk to be read. */
   #pendingFrom = 0;
+  /** Last block of the window the pending send belongs to: the rest of that window, no more. */
+  #pendingTo = 0;
   #pendingRetransmit = false;
   #retries = 0;
   #retransmits = 0;
@@ -201,12 +203,21 @@ export class TftpSession {
 
   /** Send one window starting at `from`; a retransmission does not give an RTT sample (Karn). */
   #sendFrom(from: number, isRetransmit: boolean): void {
-    const to = Math.min(this.#totalBlocks, from + this.#window - 1);
+    this.#sendRange(from, Math.min(this.#totalBlocks, from + this.#window - 1), isRetransmit);
+  }
+
+  /**
+   * Send blocks `from`..`to`. When a chunk is still being read, the send stops there and resumes
+   * with the rest of the same window once it is in: resuming with a whole new window would run
+   * ahead of the client's window, and every ACK would then land mid-flight and resend blocks.
+   */
+  #sendRange(from: number, to: number, isRetransmit: boolean): void {
     const batch = this.#io.maxBatch ?? 1;
     for (let b = from; b <= to; ) {
       const chunk = this.#chunkOf(b);
       if (!chunk.ready) {
         this.#pendingFrom = b;
+        this.#pendingTo = to;
         this.#pendingRetransmit = isRetransmit;
         this.#arm();
         return;
@@ -263,7 +274,7 @@ export class TftpSession {
       if (n !== expected) return this.#readFailed();
       chunk.ready = true;
       if (this.#pendingFrom >= first && this.#pendingFrom < first + count && this.#phase === 'data') {
-        this.#sendFrom(this.#pendingFrom, this.#pendingRetransmit);
+        this.#sendRange(this.#pendingFrom, this.#pendingTo, this.#pendingRetransmit);
       }
     };
     if (views.length === 0) chunk.ready = true;

@@ -150,6 +150,25 @@ void describe('TftpSession', () => {
     assert.equal(h.summary?.outcome, 'done');
   });
 
+  void it('a window that waits for the disk resumes with its own rest, not a new window', async () => {
+    // 179 blocks of 1468 fill one 256 KiB read chunk; the next chunk is not read until we settle.
+    const h = new Harness(pattern(1468 * 400), [['blksize', '1468'], ['windowsize', '16']]);
+    h.session.start();
+    await h.settle();
+    h.take();
+    h.session.ack(0);
+    for (let end = 16; end <= 176; end += 16) h.session.ack(end);
+    h.take();
+    assert.deepEqual(h.blocks(), []);
+    h.session.ack(176);
+    assert.deepEqual(h.blocks(), [177, 178, 179], 'stops at the end of the chunk in memory');
+    await h.settle();
+    assert.deepEqual(h.blocks(), Array.from({ length: 13 }, (_, i) => 180 + i), 'the rest of the window: 180-192');
+    h.session.ack(192);
+    assert.deepEqual(h.blocks(), Array.from({ length: 16 }, (_, i) => 193 + i));
+    assert.equal(h.summary, undefined);
+  });
+
   void it('an ACK of new blocks drops the timeout backoff (windows under loss)', async () => {
     const h = new Harness(pattern(1468 * 64), [['blksize', '1468'], ['windowsize', '4']]);
     h.session.start();
