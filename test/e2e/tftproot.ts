@@ -1,0 +1,110 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+/** Addresses of the lab LAN; the boot files below name the server's. */
+export const NET = {
+  prefix: 24,
+  router: '10.77.0.1',
+  server: '10.77.0.2',
+  rangeStart: '10.77.0.100',
+  rangeEnd: '10.77.0.199',
+} as const;
+
+/** Lines the clients print on their serial console once our files have booted them. */
+export const MARKER = {
+  bios: 'PXE-PDHCP-E2E-BIOS-PXELINUX-OK',
+  uefi: 'PXE-PDHCP-E2E-UEFI-SYSLINUX-OK',
+  ipxe: 'PXE-PDHCP-E2E-IPXE-SCRIPT-OK',
+} as const;
+
+/** Files taken from Debian packages: TFTP path → installed path (package). */
+const PACKAGED = {
+  'pxelinux.0': '/usr/lib/PXELINUX/pxelinux.0', // pxelinux
+  'ldlinux.c32': '/usr/lib/syslinux/modules/bios/ldlinux.c32', // syslinux-common
+  'menu.c32': '/usr/lib/syslinux/modules/bios/menu.c32', // syslinux-common
+  'libutil.c32': '/usr/lib/syslinux/modules/bios/libutil.c32', // syslinux-common
+  'libcom32.c32': '/usr/lib/syslinux/modules/bios/libcom32.c32', // syslinux-common
+  'ipxe.lkrn': '/usr/lib/ipxe/ipxe.lkrn', // ipxe
+  'ipxe.efi': '/usr/lib/ipxe/ipxe.efi', // ipxe
+  'efi64/syslinux.efi': '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', // syslinux-efi
+  'efi64/ldlinux.e64': '/usr/lib/syslinux/modules/efi64/ldlinux.e64', // syslinux-common
+} as const;
+
+/** Firmware the QEMU clients run (packages ovmf and ipxe-qemu). */
+export const FIRMWARE = {
+  ovmfCode: '/usr/share/OVMF/OVMF_CODE.fd',
+  ovmfVars: '/usr/share/OVMF/OVMF_VARS.fd',
+  e1000Rom: '/usr/lib/ipxe/qemu/pxe-e1000.rom',
+} as const;
+
+/** The Debian package that provides each file we need, for the "missing" message. */
+const PACKAGE_OF: Record<string, string> = {
+  [PACKAGED['pxelinux.0']]: 'pxelinux',
+  [PACKAGED['ldlinux.c32']]: 'syslinux-common',
+  [PACKAGED['efi64/ldlinux.e64']]: 'syslinux-common',
+  [PACKAGED['efi64/syslinux.efi']]: 'syslinux-efi',
+  [PACKAGED['ipxe.lkrn']]: 'ipxe',
+  [PACKAGED['ipxe.efi']]: 'ipxe',
+  [FIRMWARE.ovmfCode]: 'ovmf',
+  [FIRMWARE.ovmfVars]: 'ovmf',
+  [FIRMWARE.e1000Rom]: 'ipxe-qemu',
+};
+
+/** The script ipxe.lkrn runs from its command line: fetching it proves the kernel started. */
+export const LKRN_PROOF = 'bios/lkrn-started.ipxe';
+
+/**
+ * Our own small files. pxelinux and syslinux.efi look for `pxelinux.cfg/default` beside their own
+ * file (syslinux core/fs/pxe: the path prefix is the boot file's directory).
+ */
+function ownFiles(): Record<string, string> {
+  return {
+    // BIOS: `SERIAL 0` sends what follows to COM1 too; then boot iPXE's bzImage. Its command line is
+    // an iPXE script (iPXE runtime.c), and the file it fetches shows in our TFTP log that it ran.
+    'pxelinux.cfg/default': [
+      'SERIAL 0 115200',
+      'UI menu.c32',
+      `MENU TITLE ${MARKER.bios}`,
+      'TIMEOUT 10',
+      'DEFAULT lkrn',
+      'LABEL lkrn',
+      '  KERNEL ipxe.lkrn',
+      `  APPEND dhcp && chain tftp://${NET.server}/${LKRN_PROOF}`,
+      '',
+    ].join('\n'),
+    [LKRN_PROOF]: '#!ipxe\necho ipxe.lkrn started from pxelinux\nshell\n',
+    // UEFI: syslinux.efi prints through the firmware console, which OVMF mirrors to the serial port.
+    'efi64/pxelinux.cfg/default': [`SAY ${MARKER.uefi}`, 'PROMPT 1', 'TIMEOUT 0', ''].join('\n'),
+    // iPXE chainload: the script iPXE gets on its second DHCP round (user class iPXE). `shell` waits,
+    // so iPXE never returns to the firmware, which would boot from the network again.
+    'boot.ipxe': `#!ipxe\necho ${MARKER.ipxe}\nshell\n`,
+  };
+}
+
+/** Paths of every packaged file or firmware image that is missing, with its Debian package. */
+export function missingFiles(): string[] {
+  return Object.entries(PACKAGE_OF)
+    .filter(([path]) => !existsSync(path))
+    .map(([path, pkg]) => `${path} (Debian package ${pkg})`);
+}
+
+/**
+ * Fill `root` with everything the four clients ask for. Everything is world-readable: the daemon
+ * reads it after dropping root.
+ * @throws Error naming the missing package
+ */
+export function assembleTftpRoot(root: string): void {
+  const missing = missingFiles();
+  if (missing.length > 0) throw new Error(`missing boot files: ${missing.join(', ')}`);
+  const put = (rel: string, write: (to: string) => void): void => {
+    const to = join(root, rel);
+    mkdirSync(dirname(to), { recursive: true });
+    write(to);
+    chmodSync(to, 0o644);
+  };
+  for (const [rel, from] of Object.entries(PACKAGED)) put(rel, (to) => copyFileSync(from, to));
+  for (const [rel, text] of Object.entries(ownFiles())) put(rel, (to) => writeFileSync(to, text));
+  for (const dir of [root, join(root, 'pxelinux.cfg'), join(root, 'efi64'), join(root, 'efi64/pxelinux.cfg'), join(root, 'bios')]) {
+    chmodSync(dir, 0o755);
+  }
+}
