@@ -19,7 +19,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file
+.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file e2e lab
 
 all: build
 
@@ -44,6 +44,20 @@ deps:
 ## test: every unit, loopback and namespace test (namespace tests need root).
 test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
+
+## e2e: real PXE firmware under QEMU (BIOS, UEFI, iPXE chainload) plus a bystander boots through
+## the built daemon beside a PXE-less dnsmasq, in network namespaces; needs root.
+E2E_TESTS = $(shell find test/e2e -name '*.test.ts' | sort)
+e2e:
+	@test "$$(id -u)" = 0 || { echo "make e2e needs root (network namespaces, tap devices): sudo make e2e" >&2; exit 1; }
+	@$(MAKE) --no-print-directory deps build
+	$(TEST_RUN) $(E2E_TESTS)
+
+## lab: boot one QEMU client (CLIENT=bios|uefi|ipxe) on the e2e LAN, live transcript; needs root.
+CLIENT ?= bios
+lab: build
+	@test "$$(id -u)" = 0 || { echo "make lab needs root (network namespaces, tap devices): sudo make lab" >&2; exit 1; }
+	$(NODE) --import tsx test/e2e/lab.ts $(CLIENT)
 
 ## bench: speed of the responder (and the TFTP server) next to dnsmasq; needs root, cc, dnsmasq.
 bench: bench-dhcp bench-tftp
