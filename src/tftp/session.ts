@@ -85,6 +85,8 @@ export class TftpSession {
   #sentUpTo = 0;
   /** First block of a send that waits for its chunk to be read. */
   #pendingFrom = 0;
+  /** The next ACK at or past this block frees a chunk. */
+  #dropAt: number;
   /** Last block of the window the pending send belongs to: the rest of that window, no more. */
   #pendingTo = 0;
   #pendingRetransmit = false;
@@ -106,6 +108,7 @@ export class TftpSession {
     this.#totalBlocks = Math.floor(opts.file.size / this.#blockSize) + 1;
     const byBytes = Math.ceil(CHUNK_BYTES / this.#blockSize);
     this.#blocksPerChunk = Math.min(MAX_CHUNK_BLOCKS, Math.max(byBytes, 2 * this.#window));
+    this.#dropAt = this.#blocksPerChunk;
     this.#idleMs = opts.idleTimeoutMs;
     this.#maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
     const oack = opts.negotiated.oack;
@@ -136,10 +139,11 @@ export class TftpSession {
   /** A packet from the client's transfer ID. */
   onPacket(p: TftpPacket): void {
     if (this.#phase === 'ended') return;
-    this.#lastHeard = this.#io.now();
+    const now = this.#io.now();
+    this.#lastHeard = now;
     switch (p.kind) {
       case 'ack':
-        return this.#onAck(p.block);
+        return this.#onAck(p.block, now);
       case 'error':
         // §8.3: any client ERROR is a clean end (EDK2's size probe sends 8, ROMs 0): no retransmits.
         return this.#end('client-error', { code: p.code, message: p.message });
@@ -155,8 +159,9 @@ export class TftpSession {
   /** An ACK from the client's TID: the hot path, without decoding a packet object. */
   ack(block: number): void {
     if (this.#phase === 'ended') return;
-    this.#lastHeard = this.#io.now();
-    this.#onAck(block);
+    const now = this.#io.now();
+    this.#lastHeard = now;
+    this.#onAck(block, now);
   }
 
   /** The client repeated its RRQ (§8.4): resend the first packet if nothing has moved yet. */
@@ -173,23 +178,22 @@ export class TftpSession {
     this.#end('aborted');
   }
 
-  #onAck(block: number): void {
+  #onAck(block: number, now: number): void {
     if (this.#phase === 'oack') {
       if (block !== 0) return;
       this.#phase = 'data';
-      this.#rto.acked(this.#io.now(), 0);
-      this.#sendFrom(1, false);
+      this.#rto.acked(now, 0);
+      this.#sendFrom(1, false, now);
       return;
     }
     // Forward distance from the last acknowledged block, modulo 2^16: stale ACKs land far ahead.
     const abs = this.#acked + ((block - this.#acked) & 0xffff);
     if (abs > this.#sentUpTo) return;
-    const now = this.#io.now();
     if (abs === this.#acked) {
       if (this.#window === 1 || now - this.#lastDupResend < this.#rto.currentMs) return;
       this.#lastDupResend = now;
       this.#retransmits++;
-      this.#sendFrom(abs + 1, true);
+      this.#sendFrom(abs + 1, true, now);
       return;
     }
     this.#acked = abs;
@@ -197,13 +201,13 @@ export class TftpSession {
     this.#rto.progressed();
     this.#rto.acked(now, abs);
     if (abs === this.#totalBlocks) return this.#end('done');
-    this.#dropChunksBefore(abs + 1);
-    this.#sendFrom(abs + 1, abs < this.#sentUpTo);
+    if (abs >= this.#dropAt) this.#dropChunksBefore(abs);
+    this.#sendFrom(abs + 1, abs < this.#sentUpTo, now);
   }
 
   /** Send one window starting at `from`; a retransmission does not give an RTT sample (Karn). */
-  #sendFrom(from: number, isRetransmit: boolean): void {
-    this.#sendRange(from, Math.min(this.#totalBlocks, from + this.#window - 1), isRetransmit);
+  #sendFrom(from: number, isRetransmit: boolean, now = this.#io.now()): void {
+    this.#sendRange(from, Math.min(this.#totalBlocks, from + this.#window - 1), isRetransmit, now);
   }
 
   /**
@@ -211,7 +215,7 @@ export class TftpSession {
    * with the rest of the same window once it is in: resuming with a whole new window would run
    * ahead of the client's window, and every ACK would then land mid-flight and resend blocks.
    */
-  #sendRange(from: number, to: number, isRetransmit: boolean): void {
+  #sendRange(from: number, to: number, isRetransmit: boolean, now = this.#io.now()): void {
     const batch = this.#io.maxBatch ?? 1;
     for (let b = from; b <= to; ) {
       const chunk = this.#chunkOf(b);
@@ -219,7 +223,7 @@ export class TftpSession {
         this.#pendingFrom = b;
         this.#pendingTo = to;
         this.#pendingRetransmit = isRetransmit;
-        this.#arm();
+        this.#arm(now);
         return;
       }
       // Packets of one chunk lie end to end (stride apart), so a run of them is one send; only the
@@ -232,8 +236,8 @@ export class TftpSession {
       b = last + 1;
     }
     this.#pendingFrom = 0;
-    this.#rto.sent(this.#io.now(), isRetransmit ? -1 : to);
-    this.#arm();
+    this.#rto.sent(now, isRetransmit ? -1 : to);
+    this.#arm(now);
     this.#prefetch(to);
   }
 
@@ -288,18 +292,20 @@ export class TftpSession {
     this.#end('read-error');
   }
 
-  #dropChunksBefore(block: number): void {
+  /** Free the chunks wholly acknowledged once `acked` reaches the end of one (not on every ACK). */
+  #dropChunksBefore(acked: number): void {
     for (const [index, chunk] of this.#chunks) {
-      if ((index + 1) * this.#blocksPerChunk < block) {
+      if ((index + 1) * this.#blocksPerChunk <= acked) {
         this.#chunks.delete(index);
         if (chunk.ready && this.#spare.length < 2) this.#spare.push(chunk.buf);
       }
     }
+    this.#dropAt = (Math.floor(acked / this.#blocksPerChunk) + 1) * this.#blocksPerChunk;
   }
 
   /** Lazy timer: each send only moves the deadline; the timer re-arms itself when it fires early. */
-  #arm(): void {
-    this.#deadline = this.#io.now() + this.#rto.currentMs;
+  #arm(now = this.#io.now()): void {
+    this.#deadline = now + this.#rto.currentMs;
     if (this.#timer !== null && this.#timerAt <= this.#deadline) return;
     // No timer yet, or it fires later than needed because the timeout just shrank: (re)schedule.
     if (this.#timer !== null) this.#io.clearTimer(this.#timer);
