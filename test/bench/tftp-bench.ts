@@ -15,7 +15,7 @@
  *
  * atftpd is not installed (on Debian it conflicts with tftpd-hpa): it is unpacked from
  * `apt-get download atftpd` into the work directory, or taken from BENCH_ATFTPD (a binary path).
- * Environment: BENCH_ROUNDS (default 3), BENCH_ONLY (comma list of servers), BENCH_CLIENTS (20),
+ * Environment: BENCH_ROUNDS (default 5), BENCH_ONLY (comma list of servers), BENCH_CLIENTS (20),
  * BENCH_BIG_MIB (64), BENCH_JSON (write the raw results there), BENCH_NODE_ARGS (extra node flags
  * for our daemon, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the daemon runs as nobody after
  * binding, so that directory must be writable by it).
@@ -33,7 +33,7 @@ const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/main.js');
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);
 const BIG_MIB = Number(process.env.BENCH_BIG_MIB ?? 64);
 const SMALL_MIB = 4;
