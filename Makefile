@@ -28,7 +28,7 @@ node_modules: package-lock.json
 	@touch node_modules
 
 dist/main.js: node_modules $(shell find src -name '*.ts')
-	$(NPM) exec -- tsc -p tsconfig.build.json
+	$(NPM) exec -- tsc -p src
 	@chmod +x dist/main.js dist/probe-main.js
 
 build: dist/main.js
