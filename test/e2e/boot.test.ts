@@ -29,6 +29,10 @@ describe('e2e: real PXE firmware boots through pxe-pdhcp', () => {
     const tftpRoot = join(work, 'tftp');
     assembleTftpRoot(tftpRoot);
     lan = await Lan.create({ work, tftpRoot, verbose: true });
+    // Ctrl-C or a CI timeout: still end QEMU, dnsmasq and the daemon, and delete the namespaces.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => void lan?.cleanup().finally(() => process.exit(130)));
+    }
     await lan.startRouter();
     await lan.startServer();
   });
@@ -41,7 +45,7 @@ describe('e2e: real PXE firmware boots through pxe-pdhcp', () => {
 
   for (const name of CLIENT_NAMES) {
     const spec = CLIENTS[name];
-    it(spec.title, { timeout: CLIENT_TIMEOUT_MS + 120_000 }, async () => {
+    it(spec.title, { timeout: CLIENT_TIMEOUT_MS + 60_000 }, async () => {
       assert.ok(lan, 'the LAN was not built');
       const run = await bootClient(lan, spec);
       const text = formatTimings(run);

@@ -12,7 +12,7 @@ export interface Line {
  * the serial console; stripped per whole line, since an escape may span two reads.
  */
 // eslint-disable-next-line no-control-regex
-const ESCAPES = /\x1b\[[0-9;?]*[A-Za-z]|\x1b[()%][A-Za-z0-9@]|\x1b[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g;
+const ESCAPES = /\x1b\[[0-9;?=]*[A-Za-z]|\x1b[()%][A-Za-z0-9@]|\x1b[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g;
 
 function clean(text: string): string {
   return text.replace(ESCAPES, '');
