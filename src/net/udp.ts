@@ -38,15 +38,19 @@ export function bindErrorMessage(err: NodeJS.ErrnoException, o: UdpOptions): str
   }
 }
 
-function bindToDevice(socket: Socket, index: number): void {
-  // sockopt reads the fd through the deprecated Socket#_handle; silence that one warning.
+/** setsockopt with an integer value. sockopt reads the fd through the deprecated Socket#_handle; silence that one warning. */
+export function setSocketOption(socket: Socket, level: number, name: number, value: number): void {
   const quiet = process.noDeprecation;
   process.noDeprecation = true;
   try {
-    setsockopt(socket, SOL_SOCKET, SO_BINDTOIFINDEX, index);
+    setsockopt(socket, level, name, value);
   } finally {
     process.noDeprecation = quiet;
   }
+}
+
+function bindToDevice(socket: Socket, index: number): void {
+  setSocketOption(socket, SOL_SOCKET, SO_BINDTOIFINDEX, index);
 }
 
 /**

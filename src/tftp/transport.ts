@@ -1,6 +1,5 @@
 import type { Socket } from 'node:dgram';
-import { setsockopt } from 'sockopt';
-import { closeUdp, openUdp, type UdpOptions } from '../net/udp.js';
+import { closeUdp, openUdp, setSocketOption, type UdpOptions } from '../net/udp.js';
 
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
@@ -58,16 +57,6 @@ export function udpTransport(onError: (err: Error) => void): OpenTransport {
   return async (o) => (o.peer ? connectedTransport(o, o.peer, onError) : socketTransport(await openUdp(o), onError));
 }
 
-/** sockopt reads the fd through the deprecated Socket#_handle; silence that one warning. */
-function setOption(socket: Socket, level: number, name: number, value: number): void {
-  const quiet = process.noDeprecation;
-  process.noDeprecation = true;
-  try {
-    setsockopt(socket, level, name, value);
-  } finally {
-    process.noDeprecation = quiet;
-  }
-}
 
 function connect(socket: Socket, peer: Peer): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -93,7 +82,7 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
   const main = await openUdp({ ...o, reuseAddr: false });
   let sibling: Socket | null = null;
   try {
-    setOption(main, SOL_SOCKET, SO_REUSEADDR, 1);
+    setSocketOption(main, SOL_SOCKET, SO_REUSEADDR, 1);
     sibling = await openUdp({ ...o, port: main.address().port, reuseAddr: true });
     await connect(main, peer);
   } catch (err) {
@@ -115,7 +104,7 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
       if (!err) return;
       gso = 0;
       try {
-        setOption(main, SOL_UDP, UDP_SEGMENT, 0);
+        setSocketOption(main, SOL_UDP, UDP_SEGMENT, 0);
       } catch {
         // the socket closed meanwhile
       }
@@ -136,7 +125,7 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
     },
     segment: (size, onFallback) => {
       try {
-        setOption(main, SOL_UDP, UDP_SEGMENT, size);
+        setSocketOption(main, SOL_UDP, UDP_SEGMENT, size);
       } catch {
         return 1; // a kernel without UDP GSO
       }

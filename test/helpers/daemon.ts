@@ -1,8 +1,8 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { PassThrough } from 'node:stream';
 import type { Config } from '../../src/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
-import { createLogger, type LogLevel } from '../../src/log.js';
+import type { LogLevel } from '../../src/log.js';
+import { memoryLogger } from './log.js';
 
 /** Config for an in-process daemon on loopback: every port ephemeral, replies to `clientPort`. */
 export function loopbackConfig(clientPort: number, overrides: Partial<Config> = {}): Config {
@@ -30,18 +30,7 @@ export interface TestDaemon {
 }
 
 export async function startTestDaemon(config: Config, level: LogLevel = 'debug'): Promise<TestDaemon> {
-  const stream = new PassThrough();
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  stream.on('data', (chunk: Buffer) => {
-    buf += chunk.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  const log = createLogger({ level, format: 'json', sink: { kind: 'stream', stream } });
+  const { log, lines } = memoryLogger(level);
   const daemon = await startDaemon({ ...config, logLevel: level }, { log });
   return { daemon, lines };
 }

@@ -2,8 +2,6 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { createLogger, type Logger } from '../../src/log.js';
 import type { OpenTransport, Peer, Transport } from '../../src/tftp/transport.js';
 import { udpTransport } from '../../src/tftp/transport.js';
 import { decodeTftp, encodeTftp, type TftpPacket } from '../../src/wire/tftp-packet.js';
@@ -28,21 +26,7 @@ export function pattern(size: number, seed = 1): Buffer {
   return b;
 }
 
-/** A logger whose JSON lines land in `lines`. */
-export function memoryLogger(level: 'debug' | 'info' = 'debug'): { log: Logger; lines: Record<string, unknown>[] } {
-  const stream = new PassThrough();
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  stream.on('data', (chunk: Buffer) => {
-    buf += chunk.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      lines.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-      buf = buf.slice(nl + 1);
-    }
-  });
-  return { log: createLogger({ level, format: 'json', sink: { kind: 'stream', stream } }), lines };
-}
+export { memoryLogger } from './log.js';
 
 export interface Impairment {
   /** Shares in [0, 1] of outgoing datagrams to drop, send twice, or hold back behind the next one. */
