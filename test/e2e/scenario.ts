@@ -26,8 +26,9 @@ export interface BootRun {
   waitError?: string;
 }
 
-function escapeRe(s: string): RegExp {
-  return new RegExp(`TFTP transfer complete .*\\bfile=${s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(\\s|$)`);
+/** Our TFTP log line for a finished transfer of `file`. */
+function completeLine(file: string): RegExp {
+  return new RegExp(`TFTP transfer complete .*\\bfile=${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(\\s|$)`);
 }
 
 /**
@@ -44,7 +45,7 @@ export async function bootClient(lan: Lan, spec: ClientSpec, echo?: (line: strin
   try {
     await console.waitFor(new RegExp(spec.marker), CLIENT_TIMEOUT_MS);
     const rest = Math.max(FILES_TIMEOUT_MS, CLIENT_TIMEOUT_MS - (Date.now() - t0));
-    await Promise.all(spec.files.map((f) => lan.daemon.waitFor(escapeRe(f), rest, logFrom)));
+    await Promise.all(spec.files.map((f) => lan.daemon.waitFor(completeLine(f), rest, logFrom)));
     const last = spec.files[spec.files.length - 1];
     if (!(await capture.waitFor((f) => f.rrq === last, 15_000))) waitError = `the capture never showed the request for ${last}`;
   } catch (err) {
