@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { checkReport, runCheck } from './check.js';
 import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
 import { DEFAULT_USER, type Config } from './config.js';
@@ -77,6 +78,15 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
   });
 }
 
+/** After the drop, the TFTP root must still be readable: say so at once rather than refuse every request. */
+function warnUnreadableRoot(root: string, user: string, log: Logger): void {
+  try {
+    accessSync(root, constants.R_OK | constants.X_OK);
+  } catch {
+    log.warn(`TFTP root ${root} is not readable by user ${user}: every request will fail (make it world-readable, or use --user)`);
+  }
+}
+
 async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
   const logOpen = logFilesOpen(log);
@@ -109,7 +119,10 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
   try {
     await logOpen;
     const drop = dropPrivileges(config.user ?? DEFAULT_USER);
-    if (drop.dropped) log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
+    if (drop.dropped) {
+      log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
+      if (daemon.ports.tftp.length > 0) warnUnreadableRoot(config.tftp.root, drop.account.name, log);
+    }
   } catch (err) {
     const message = err instanceof UserError ? err.message : `cannot drop privileges: ${(err as Error).message}`;
     if (detached) {
