@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ProbeResult } from '../../src/probe/run.js';
-import { have, Lab, type Host } from '../helpers/netns.js';
+import { have, Lab, waitForOutput, type Host } from '../helpers/netns.js';
+
+/** What dnsmasq (`DHCP, IP range …`, `DHCP, proxy on subnet …`) and pxe-pdhcp print once they serve. */
+const READY = /DHCP, (IP range|proxy on subnet)|TFTP server listening|TFTP server not started/;
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROBE = join(ROOT, 'dist/probe-main.js');
@@ -51,7 +54,7 @@ describe('pxe-probe in network namespaces', () => {
   async function withRouter<T>(extra: string[], body: () => Promise<T>): Promise<T> {
     const leases = join(tftpRoot, `leases-${Math.random()}`);
     const child = lab.spawn(router.ns, 'dnsmasq', ['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping', '--dhcp-range=10.78.0.100,10.78.0.150,1h', `--dhcp-leasefile=${leases}`, ...extra]);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForOutput(child, READY, 10_000);
     try {
       return await body();
     } finally {
@@ -61,7 +64,7 @@ describe('pxe-probe in network namespaces', () => {
 
   async function withProxy<T>(cmd: string, args: string[], body: () => Promise<T>): Promise<T> {
     const child = lab.spawn(server.ns, cmd, args);
-    await new Promise((r) => setTimeout(r, 800));
+    await waitForOutput(child, READY, 10_000);
     try {
       return await body();
     } finally {
@@ -103,11 +106,9 @@ describe('pxe-probe in network namespaces', () => {
     );
   });
 
-  it('against our own daemon (BIOS bypass, UEFI through 4011), fetching from in.tftpd', async () => {
-    // tftp-hpa in the foreground (-L), so it is ended by PID like every other child.
-    const tftpd = lab.spawn(server.ns, 'in.tftpd', ['-L', '-s', tftpRoot, '-a', '10.78.0.2:69']);
+  it('against our own daemon and its bundled TFTP server (BIOS bypass, UEFI through 4011)', async () => {
     await withRouter([], () =>
-      withProxy(process.execPath, [DAEMON, '-d', '--no-tftp', '-i', 'eth0', 'pxelinux.0'], async () => {
+      withProxy(process.execPath, [DAEMON, '-d', '-i', 'eth0', '--tftp-root', tftpRoot, 'pxelinux.0'], async () => {
         const bios = await probe('--fetch');
         assert.equal(bios.code, 0, JSON.stringify(bios.result.findings));
         assert.equal(bios.result.offers.find((o) => o.kind === 'proxy')?.vendorShape, 'bypass');
@@ -122,7 +123,6 @@ describe('pxe-probe in network namespaces', () => {
         assert.deepEqual(efi.result.final, { nextServer: '10.78.0.2', file: 'pxelinux.0', from: '10.78.0.2' });
       }),
     );
-    await lab.stop(tftpd);
   });
 
   it('with no proxy at all: exit 1, "no proxy" diagnosis', async () => {
