@@ -154,7 +154,8 @@ describe('pxe-probe in network namespaces', () => {
     assert.equal(good.code, 0, good.stdout);
     assert.match(good.stdout, /check passed/);
     const holder = lab.spawn(checker.ns, 'dnsmasq', dnsmasqProxy);
-    await new Promise((r) => setTimeout(r, 800));
+    // dnsmasq prints its proxy line once its sockets (67 and 4011) are bound.
+    await waitForOutput(holder, READY, 10_000);
     {
       const bad = await lab.exec(checker.ns, process.execPath, [DAEMON, '--check', '-i', 'eth0', '-i', 'eth9', '--tftp-root', tftpRoot, 'missing.efi']);
       assert.equal(bad.code, 1);
