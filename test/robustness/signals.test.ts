@@ -44,7 +44,8 @@ describe('signals (built daemon)', () => {
       const logFile = join(dir, `${signal}.log`);
       const d = start(logFile);
       try {
-        await waitForLine({ ...d, output: () => safeRead(logFile) }, /listening/);
+        // Not just 'listening': the stop handlers are installed right after the last start-up line.
+        await waitForLine({ ...d, output: () => safeRead(logFile) }, /dropped privileges/);
         const t0 = Date.now();
         d.child.kill(signal);
         const code = await d.exited;
@@ -63,9 +64,12 @@ describe('signals (built daemon)', () => {
     const d = start();
     try {
       const ports = await listeningPorts(d);
-      for (let i = 0; i < 5; i++) {
+      // The last start-up line (as root, which we run as): the HUP handler is installed right after it.
+      await waitForLine(d, /dropped privileges/);
+      for (let i = 1; i <= 5; i++) {
         d.child.kill('SIGHUP');
-        await new Promise((r) => setTimeout(r, 100));
+        // Each SIGHUP is handled when its i-th reload line appears.
+        await waitForLine(d, new RegExp(`(?:configuration reloaded[\\s\\S]*?){${i}}`), 5000);
       }
       assert.equal(d.child.exitCode, null, d.output());
       assert.equal(d.child.signalCode, null);
