@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
+import { until } from '../helpers/daemon.js';
 import { requestBytes } from '../helpers/packets.js';
 
 // SIGHUP on the built daemon (`make build` first; `make test` does): a changed rule takes effect
@@ -16,6 +17,10 @@ const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const HOST = '127.0.0.1';
 /** One DISCOVER every this many ms while the test runs. */
 const SEND_EVERY_MS = 2;
+/** Answers to see under each configuration (old rule, new rule, and after a failed reload). */
+const ANSWERS_PER_PHASE = 100;
+/** Bound on any one wait for the daemon: a log line, a number of answers. */
+const WAIT_MS = 5000;
 
 /** Free UDP ports on loopback: bind port 0, note the number, close. */
 async function freePorts(n: number): Promise<number[]> {
@@ -30,8 +35,6 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 interface LogLine {
   level: string;
   message: string;
@@ -43,6 +46,8 @@ class DaemonProcess {
   readonly lines: LogLine[] = [];
   readonly child: ChildProcess;
   exited = false;
+  /** Called after every new line and at exit. */
+  #wake: (() => void)[] = [];
 
   constructor(args: string[]) {
     this.child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -58,21 +63,35 @@ class DaemonProcess {
         } catch {
           this.lines.push({ level: 'raw', message: text });
         }
+        this.#notify();
       }
     });
     this.child.on('exit', () => {
       this.exited = true;
+      this.#notify();
     });
   }
 
-  async waitFor(pred: (l: LogLine) => boolean, what: string, ms = 5000): Promise<LogLine> {
+  #notify(): void {
+    for (const w of this.#wake.splice(0)) w();
+  }
+
+  /** The first line matching `pred`, waiting (woken by each new line) up to `ms`. */
+  async waitFor(pred: (l: LogLine) => boolean, what: string, ms = WAIT_MS): Promise<LogLine> {
     const end = Date.now() + ms;
     for (;;) {
       const l = this.lines.find(pred);
       if (l) return l;
       if (this.exited) assert.fail(`daemon exited while waiting for ${what}: ${JSON.stringify(this.lines)}`);
-      if (Date.now() > end) assert.fail(`no ${what} within ${ms} ms: ${JSON.stringify(this.lines)}`);
-      await sleep(10);
+      const left = end - Date.now();
+      if (left <= 0) assert.fail(`no ${what} within ${ms} ms: ${JSON.stringify(this.lines)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#wake.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
     }
   }
 
@@ -123,6 +142,18 @@ class DiscoverStream {
   unanswered(): number[] {
     return this.sent.filter((x) => !this.answers.has(x));
   }
+
+  /** Wait until `n` more answers naming `file` arrive than there were when called. */
+  async answersNaming(file: string, n: number): Promise<void> {
+    const count = () => this.order.filter((f) => f === file).length;
+    const target = count() + n;
+    await until(() => count() >= target, WAIT_MS, `${n} answers naming ${file} (have ${count()} of ${target})`);
+  }
+
+  /** After `stop()`: wait until every DISCOVER sent has its answer. */
+  async drained(): Promise<void> {
+    await until(() => this.unanswered().length === 0, WAIT_MS, `answers to all ${this.sent.length} DISCOVERs (${this.unanswered().length} missing)`);
+  }
 }
 
 describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, () => {
@@ -154,6 +185,8 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
       '--no-tftp', '--config', configPath, 'default.0',
     ]);
     await daemon.waitFor((l) => l.message === 'listening', 'the listening line');
+    // The last start-up line (as root): the SIGHUP handler is installed right after it.
+    await daemon.waitFor((l) => l.message === 'dropped privileges', 'the dropped-privileges line');
     stream = new DiscoverStream(sock, dhcp!);
   });
 
@@ -166,14 +199,14 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
 
   it('applies a changed rule at once and answers every DISCOVER across the reload', async () => {
     stream.start();
-    await sleep(500);
+    await stream.answersNaming('first.0', ANSWERS_PER_PHASE);
     const beforeHup = stream.sent.length;
     writeConfig(rules('second.0'));
     daemon.child.kill('SIGHUP');
     await daemon.waitFor((l) => l.message === 'configuration reloaded', 'the reload line');
-    await sleep(500);
+    await stream.answersNaming('second.0', ANSWERS_PER_PHASE);
     stream.stop();
-    await sleep(200); // replies still in flight
+    await stream.drained();
     assert.deepEqual(stream.unanswered(), [], `of ${stream.sent.length} DISCOVERs`);
     const firstSecond = stream.order.indexOf('second.0');
     assert.ok(firstSecond > 0, 'answers before the reload name the old rule, after it the new one');
@@ -194,15 +227,15 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
       const errorsBefore = daemon.lines.filter((l) => l.level === 'error').length;
       const sentBefore = stream.sent.length;
       stream.start();
-      await sleep(200);
+      await stream.answersNaming('second.0', ANSWERS_PER_PHASE / 2);
       writeConfig(body);
       daemon.child.kill('SIGHUP');
       await daemon.waitFor(() => daemon.lines.filter((l) => l.level === 'error').length > errorsBefore, `the error line for broken file ${i}`);
       const line = daemon.lines.filter((l) => l.level === 'error')[errorsBefore]!;
       assert.equal(line.message, 'reload failed, keeping the running configuration');
-      await sleep(300);
+      await stream.answersNaming('second.0', ANSWERS_PER_PHASE);
       stream.stop();
-      await sleep(200);
+      await stream.drained();
       assert.equal(daemon.exited, false, 'still running');
       assert.equal(daemon.lines.filter((l) => l.level === 'error').length, errorsBefore + 1, 'exactly one error line');
       const since = stream.sent.slice(sentBefore);
