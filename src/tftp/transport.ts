@@ -95,9 +95,14 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
   other.on('error', onError);
   /** Segment size while UDP GSO is on (0: off), and whether a segmented send has been seen to work. */
   let gso = 0;
-  let checked = false;
+  /** Watched sends done: the first one after GSO is on, and the first one it segments. */
+  let checkedAny = false;
+  let checkedSegmented = false;
   let fallback = (): void => undefined;
-  /** The first segmented send is watched: if the device cannot do it, resend one by one, turn it off. */
+  /**
+   * A watched send: if it fails (a path through IPsec refuses every send on a GSO socket, an old
+   * kernel refuses devices without checksum offload), turn GSO off and resend one datagram at a time.
+   */
   const checkedSend = (buf: Buffer, offset: number, length: number): void => {
     const size = gso;
     main.send(buf, offset, length, (err) => {
@@ -117,9 +122,10 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
     port: main.address().port,
     send: (buf, offset, length, port, address) => {
       if (port !== peer.port || address !== peer.address) other.send(buf, offset, length, port, address);
-      else if (checked || length <= gso || gso === 0) main.send(buf, offset, length);
+      else if (gso === 0 || (checkedAny && (checkedSegmented || length <= gso))) main.send(buf, offset, length);
       else {
-        checked = true;
+        checkedAny = true;
+        if (length > gso) checkedSegmented = true;
         checkedSend(buf, offset, length);
       }
     },
