@@ -68,6 +68,7 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
       });
   };
   for (const s of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(s, () => stop(s));
+  process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
     try {
       daemon.reload(resolveConfig(raw));
@@ -104,6 +105,8 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
     }
     void closeLogger(log).then(() => process.exit(1));
   });
+  // Until the daemon is up, a SIGHUP (Node's default: exit) must not kill it; there is nothing to reload yet.
+  process.on('SIGHUP', () => log.info('SIGHUP during start-up: nothing to reload yet'));
   let daemon: Daemon;
   try {
     daemon = await startDaemon(config, { log });
