@@ -32,9 +32,16 @@ writeFileSync(join(root, 'soak.bin'), file, { mode: 0o644 });
 writeFileSync(join(root, 'pxelinux.0'), 'x', { mode: 0o644 });
 const want = createHash('sha256').update(file).digest('hex');
 
+/** After the load stops: how long offers still in flight and the last transfers may take. */
+const DRAIN_MS = 25_000;
+
 const client = createSocket('udp4');
 let offers = 0;
-client.on('message', () => offers++);
+let onOffer = (): void => undefined;
+client.on('message', () => {
+  offers++;
+  onOffer();
+});
 await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
 const args = loopbackArgs(client.address().port).filter((a) => a !== '--no-tftp');
 args.splice(args.length - 1, 0, '--tftp-root', root, '--tftp-port', '0');
@@ -47,6 +54,7 @@ let sent = 0;
 let sendErrors = 0;
 let transfers = 0;
 let transferErrors = 0;
+const inFlight = new Set<Promise<void>>();
 const rssStart = rssKiB(pid);
 const started = Date.now();
 const samples: string[] = [];
@@ -66,11 +74,15 @@ const tick = setInterval(() => {
 const fetcher = setInterval(() => {
   const dest = join(root, `out-${transfers % 4}.bin`);
   transfers++;
-  run('curl', ['-sS', '--max-time', '20', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${tftpPort}/soak.bin`])
+  const transfer = run('curl', ['-sS', '--max-time', '20', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${tftpPort}/soak.bin`])
     .then(() => {
       if (createHash('sha256').update(readFileSync(dest)).digest('hex') !== want) transferErrors++;
     })
-    .catch(() => transferErrors++);
+    .catch(() => {
+      transferErrors++;
+    })
+    .finally(() => inFlight.delete(transfer));
+  inFlight.add(transfer);
 }, 1000);
 
 const sampler = setInterval(() => samples.push(`${Math.round((Date.now() - started) / 1000)}s:${rssKiB(pid)}`), 60_000);
@@ -79,7 +91,20 @@ await new Promise((r) => setTimeout(r, seconds * 1000));
 clearInterval(tick);
 clearInterval(fetcher);
 clearInterval(sampler);
-await new Promise((r) => setTimeout(r, 3000));
+// Drain: every transfer started has ended (curl's own --max-time bounds it), and offers still in
+// flight are in, or DRAIN_MS has passed (what is missing then is reported as unanswered).
+const drainStart = Date.now();
+await Promise.all([...inFlight]);
+await new Promise<void>((resolve) => {
+  const timer = setTimeout(resolve, Math.max(0, DRAIN_MS - (Date.now() - drainStart)));
+  onOffer = () => {
+    if (offers >= sent) {
+      clearTimeout(timer);
+      resolve();
+    }
+  };
+  onOffer();
+});
 const rssEnd = rssKiB(pid);
 const alive = daemon.child.exitCode === null;
 const code = await stopDaemon(daemon);
