@@ -1,4 +1,5 @@
 import { execFile, type ChildProcess } from 'node:child_process';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Lan } from './topology.js';
 import { Transcript } from './transcript.js';
@@ -84,11 +85,12 @@ export class Capture {
   async waitFor(want: (f: Frame) => boolean, ms: number): Promise<boolean> {
     const end = Date.now() + ms;
     for (;;) {
+      const size = sizeOf(this.file);
       // The last packet may be half-written while we read; tshark then fails, and we look again.
       const frames = await this.frames().catch(() => []);
       if (frames.some(want)) return true;
-      if (Date.now() >= end) return false;
-      await new Promise((r) => setTimeout(r, 1000));
+      // tcpdump writes each frame as it comes (-U): read again only once the file has grown.
+      if (!(await grownPast(this.file, size, end - Date.now()))) return false;
     }
   }
 
@@ -107,6 +109,38 @@ export class Capture {
       .filter((l) => l !== '')
       .map(parseRow);
   }
+}
+
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resolve true once `file` is larger than `size` (inotify via fs.watch), false after `ms`. */
+function grownPast(file: string, size: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (sizeOf(file) > size) return resolve(true);
+    if (ms <= 0) return resolve(false);
+    let watcher: FSWatcher | undefined;
+    const finish = (grown: boolean): void => {
+      clearTimeout(timer);
+      watcher?.close();
+      resolve(grown);
+    };
+    const timer = setTimeout(() => finish(sizeOf(file) > size), ms);
+    try {
+      watcher = watch(file, () => {
+        if (sizeOf(file) > size) finish(true);
+      });
+    } catch {
+      /* no file yet (tcpdump creates it before "listening"): the timer still ends the wait */
+    }
+    // Written between the first look and the watch starting.
+    if (sizeOf(file) > size) finish(true);
+  });
 }
 
 function parseRow(row: string): Frame {
