@@ -45,7 +45,12 @@ export function lookupInterface(name: string, src: InterfaceSources = systemInte
   const entries = src.list()[name];
   if (!entries && !Number.isInteger(index)) throw new UserError(`interface ${name} does not exist`);
   const v4 = entries?.find((e) => e.family === 'IPv4');
-  if (!v4) throw new UserError(`interface ${name} has no IPv4 address`);
+  if (!v4) {
+    // os.networkInterfaces() leaves out links that are not running (no carrier, or down).
+    const state = src.readSys(name, 'operstate');
+    const why = state && state !== 'up' && state !== 'unknown' ? ` (its link is ${state})` : '';
+    throw new UserError(`interface ${name} has no IPv4 address${why}`);
+  }
   if (!Number.isInteger(index) || index <= 0) throw new UserError(`cannot read the index of interface ${name}`);
   const mtu = Number(src.readSys(name, 'mtu'));
   return {

@@ -67,14 +67,30 @@ export class Lab {
   async addHost(name: string, cidr: string | null, mac?: string): Promise<Host> {
     const ns = `${this.id}-${name}`;
     await this.addNamespace(ns);
-    const n = this.#hosts++;
-    const peer = `p${n}`;
-    await run('ip', ['link', 'add', 'eth0', 'netns', ns, ...(mac ? ['address', mac] : []), 'type', 'veth', 'peer', 'name', peer, 'netns', this.switchNs]);
+    await this.attach(ns, 'eth0', cidr, mac);
+    return { ns, address: cidr ? cidr.split('/')[0]! : '0.0.0.0' };
+  }
+
+  /** Join an existing namespace (say another lab's host) to this lab's bridge as `ifname`. */
+  async attach(ns: string, ifname: string, cidr: string | null, mac?: string): Promise<void> {
+    const peer = `p${this.#hosts++}`;
+    await run('ip', ['link', 'add', ifname, 'netns', ns, ...(mac ? ['address', mac] : []), 'type', 'veth', 'peer', 'name', peer, 'netns', this.switchNs]);
     await this.ip(this.switchNs, 'link', 'set', peer, 'master', 'br0');
     await this.ip(this.switchNs, 'link', 'set', peer, 'up');
-    if (cidr) await this.ip(ns, 'addr', 'add', cidr, 'dev', 'eth0');
-    await this.ip(ns, 'link', 'set', 'eth0', 'up');
-    return { ns, address: cidr ? cidr.split('/')[0]! : '0.0.0.0' };
+    if (cidr) await this.ip(ns, 'addr', 'add', cidr, 'dev', ifname);
+    await this.ip(ns, 'link', 'set', ifname, 'up');
+    await this.carrier(ns, ifname);
+  }
+
+  /** Wait until a link has carrier: until then os.networkInterfaces() leaves it out. */
+  async carrier(ns: string, ifname: string, ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const { stdout } = await run('ip', ['-n', ns, '-o', 'link', 'show', ifname]);
+      if (/[<,]LOWER_UP[,>]/.test(stdout) && !stdout.includes('NO-CARRIER')) return;
+      if (Date.now() > deadline) throw new Error(`${ns}/${ifname} has no carrier after ${ms} ms: ${stdout}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   /** Run a command to completion inside a namespace; never throws on a non-zero status. */
