@@ -7,6 +7,7 @@ import { parseClientPatterns } from './pxe/acl.js';
 import type { EfiMode } from './pxe/boot.js';
 import { parseBootRules } from './pxe/rules.js';
 import { isIPv4 } from './wire/ip.js';
+import { parseQuietly } from './yargs-quiet.js';
 
 /** pxe-pdhcp's own usage text, kept word for word for scripts that grep it. */
 export const USAGE =
@@ -95,20 +96,7 @@ function explicitOptions(parsed: Record<string, unknown>): RawOptions {
  * Pure apart from reading the `--config` file; never exits.
  */
 export function parseArgs(argv: string[]): ParseResult {
-  let failure: string | undefined;
-  let output = '';
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = defineCli(argv)
-      .fail((msg, err) => {
-        failure = msg ?? err?.message ?? 'invalid arguments';
-      })
-      .parseSync(argv, {}, (_err, _argv, out) => {
-        output = out;
-      });
-  } catch (err) {
-    failure ??= (err as Error).message;
-  }
+  const { parsed, failure, output } = parseQuietly(defineCli(argv), argv);
   if (failure) return { kind: 'exit', code: 1, stderr: `pxe-pdhcp: ${failure}\n${USAGE}\n` };
   if (output) return { kind: 'exit', code: 0, stdout: `${output}\n` };
   const raw = explicitOptions(parsed);

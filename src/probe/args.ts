@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { UserError } from '../errors.js';
 import { parseArch } from '../pxe/arch.js';
+import { parseQuietly } from '../yargs-quiet.js';
 import type { ProbeOptions } from './run.js';
 
 /** pxe-probe's usage line. */
@@ -75,11 +76,8 @@ function toOptions(a: Record<string, unknown>): ProbeOptions {
 
 /** Map argv to probe options, or to what to print and the exit status. Never exits. */
 export function parseProbeArgs(argv: string[]): ProbeParse {
-  let failure: string | undefined;
-  let output = '';
-  let parsed: Record<string, unknown> = {};
-  try {
-    parsed = yargs(argv)
+  const { parsed, failure, output } = parseQuietly(
+    yargs(argv)
       .scriptName('pxe-probe')
       .locale('en')
       .usage(`${USAGE}\n\nAct as a PXE client: show every offer, complete the exchange, optionally fetch over TFTP.`)
@@ -90,16 +88,9 @@ export function parseProbeArgs(argv: string[]): ProbeParse {
       .alias('help', 'h')
       .version()
       .wrap(120)
-      .exitProcess(false)
-      .fail((msg, err) => {
-        failure = msg ?? err?.message ?? 'invalid arguments';
-      })
-      .parseSync(argv, {}, (_e, _a, out) => {
-        output = out;
-      });
-  } catch (err) {
-    failure ??= (err as Error).message;
-  }
+      .exitProcess(false),
+    argv,
+  );
   if (failure) return { kind: 'exit', code: 2, stderr: `pxe-probe: ${failure}\n${USAGE}\n` };
   if (output) return { kind: 'exit', code: 0, stdout: `${output}\n` };
   if ((parsed._ as unknown[]).length > 0) return { kind: 'exit', code: 2, stderr: `pxe-probe: unexpected argument '${String((parsed._ as unknown[])[0])}'\n${USAGE}\n` };
