@@ -123,7 +123,7 @@ $(TFTP_ROOT)/pxelinux.0:
 install: build
 	install -d $(DESTDIR)$(LIBDIR)
 	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
-	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund --ignore-scripts
+	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund
 	install -d $(DESTDIR)$(BINDIR)
 	ln -sf $(LIBDIR)/dist/main.js $(DESTDIR)$(BINDIR)/pxe-pdhcp
 	ln -sf $(LIBDIR)/dist/probe-main.js $(DESTDIR)$(BINDIR)/pxe-probe

@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { setsockopt } from 'sockopt';
+import { createRequire } from 'node:module';
 import { UserError } from '../errors.js';
 
 const SOL_SOCKET = 1;
@@ -38,8 +38,31 @@ export function bindErrorMessage(err: NodeJS.ErrnoException, o: UdpOptions): str
   }
 }
 
-/** setsockopt with an integer value. sockopt reads the fd through the deprecated Socket#_handle; silence that one warning. */
+type Sockopt = typeof import('sockopt');
+let sockopt: Sockopt | Error | undefined;
+
+/**
+ * The native `sockopt` module, loaded on first use: a machine where it cannot load (no prebuild for
+ * this platform and no compiler at install time) still runs, without device binding and UDP GSO.
+ */
+function loadSockopt(): Sockopt {
+  if (sockopt === undefined) {
+    try {
+      sockopt = createRequire(import.meta.url)('sockopt') as Sockopt;
+    } catch (err) {
+      sockopt = new Error(
+        `the native module sockopt did not load (${(err as Error).message.split('\n')[0]}); run 'npm rebuild sockopt' where pxe-pdhcp is installed (it needs make and g++)`,
+      );
+    }
+  }
+  if (sockopt instanceof Error) throw sockopt;
+  return sockopt;
+}
+
+/** setsockopt with an integer value. @throws Error when the native module is missing */
 export function setSocketOption(socket: Socket, level: number, name: number, value: number): void {
+  const { setsockopt } = loadSockopt();
+  // sockopt reads the fd through the deprecated Socket#_handle; silence that one warning.
   const quiet = process.noDeprecation;
   process.noDeprecation = true;
   try {
