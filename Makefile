@@ -11,7 +11,7 @@ TFTP_ROOT ?= /srv/tftp
 # What `make run` serves: BIOS gets pxelinux.0, UEFI x64 syslinux.efi, from $(TFTP_ROOT).
 ARGS    ?= -i $(IFACE) --tftp-root $(TFTP_ROOT) --boot arch=efi-x64,file=syslinux.efi pxelinux.0
 # Debian packages the tests use (real clients and servers, QEMU firmware, man page checks).
-DEBIAN_PKGS = iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
+DEBIAN_PKGS = g++ iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
 	tftp-hpa tftpd-hpa atftp curl qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd
 # What the default TFTP root is made of.
 BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
