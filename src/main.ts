@@ -53,7 +53,9 @@ function report(m: ChildMessage): void {
 }
 
 /** Signals: TERM/INT/QUIT stop cleanly, HUP reloads the config file, a second stop signal exits at once. */
-function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+
+function installSignals(daemon: Daemon, raw: RawOptions, log: Logger, pending: string | undefined): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);
@@ -67,7 +69,10 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
         process.exitCode = 0;
       });
   };
-  for (const s of ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const) process.on(s, () => stop(s));
+  for (const s of STOP_SIGNALS) {
+    process.removeAllListeners(s);
+    process.on(s, () => stop(s));
+  }
   process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
     try {
@@ -77,6 +82,7 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger): void {
       log.error('reload failed, keeping the running configuration', { error: (err as Error).message });
     }
   });
+  if (pending) stop(pending);
 }
 
 /** After the drop, the TFTP root must still be readable: say so at once rather than refuse every request. */
@@ -107,6 +113,9 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
   });
   // Until the daemon is up, a SIGHUP (Node's default: exit) must not kill it; there is nothing to reload yet.
   process.on('SIGHUP', () => log.info('SIGHUP during start-up: nothing to reload yet'));
+  // A stop asked for during start-up is carried out, cleanly, as soon as there is something to stop.
+  let pendingStop: string | undefined;
+  for (const s of STOP_SIGNALS) process.on(s, () => (pendingStop ??= s));
   let daemon: Daemon;
   try {
     daemon = await startDaemon(config, { log });
@@ -136,7 +145,7 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
     await closeLogger(log);
     fail(message);
   }
-  installSignals(daemon, raw, log);
+  installSignals(daemon, raw, log, pendingStop);
   if (detached) report({ ready: true });
 }
 
