@@ -3,10 +3,10 @@ import type { Config } from './config.js';
 import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from './net/interfaces.js';
-import { closeUdp, openUdp } from './net/udp.js';
+import { closeUdp, openConnectedSibling, openUdp } from './net/udp.js';
 import { bootFiles, type BootPolicy } from './pxe/boot.js';
 import type { ServerContext } from './pxe/policy.js';
-import { attachResponder, type ResponderDeps } from './pxe/responder.js';
+import { attachResponder, createReplySender, type ResponderDeps } from './pxe/responder.js';
 import { RateLimiter, Stats } from './stats.js';
 import { startBundledTftp } from './tftp/bundled.js';
 
@@ -97,8 +97,16 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       sockets.push(dhcp);
       const proxy = await openUdp({ ...common, port: config.ports.proxy, purpose: 'PXE boot server' });
       sockets.push(proxy);
-      attachResponder('dhcp', dhcp, s.ctx, responderDeps);
-      attachResponder('proxy', proxy, s.ctx, responderDeps);
+      const to = { address: s.ctx.broadcastAddress, port: s.ctx.clientPort };
+      const broadcaster = await openConnectedSibling(dhcp, { ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' }, to);
+      const dhcpOut = createReplySender(dhcp, responderDeps, broadcaster ? { socket: broadcaster, to } : undefined);
+      attachResponder('dhcp', dhcp, dhcpOut, s.ctx, responderDeps);
+      if (broadcaster) {
+        sockets.push(broadcaster);
+        // It receives only what comes from its peer, which no client is; if one were, it is served alike.
+        attachResponder('dhcp', broadcaster, dhcpOut, s.ctx, responderDeps);
+      }
+      attachResponder('proxy', proxy, createReplySender(proxy, responderDeps), s.ctx, responderDeps);
       ports.dhcp.push(dhcp.address().port);
       ports.proxy.push(proxy.address().port);
       log.info('listening', {

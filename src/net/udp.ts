@@ -119,3 +119,38 @@ export function closeUdp(socket: Socket): Promise<void> {
     }
   });
 }
+
+/** Connect a bound socket to one peer: its sends then skip Node's per-send address handling. */
+export function connectUdp(socket: Socket, peer: { address: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(peer.port, peer.address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+const SO_REUSEADDR = 2;
+
+/**
+ * A send-only sibling of a bound `listener`: the same local address and port (so replies keep
+ * their source port), connected to `to`. The kernel never hands it a received datagram, since none
+ * comes from `to`. Resolves to null when the platform cannot do it; the listener then sends itself.
+ */
+export async function openConnectedSibling(
+  listener: Socket,
+  o: UdpOptions,
+  to: { address: string; port: number },
+): Promise<Socket | null> {
+  let sibling: Socket | null = null;
+  try {
+    setSocketOption(listener, SOL_SOCKET, SO_REUSEADDR, 1);
+    sibling = await openUdp({ ...o, port: listener.address().port, reuseAddr: true });
+    await connectUdp(sibling, to);
+    return sibling;
+  } catch {
+    if (sibling) await closeUdp(sibling);
+    return null;
+  }
+}

@@ -5,7 +5,7 @@ import { decodeDhcp, encodeDhcp } from '../wire/dhcp-packet.js';
 import { DecodeError } from '../wire/reader.js';
 import type { BootPolicy } from './boot.js';
 import { uuidText } from './client.js';
-import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from './policy.js';
+import { decideBootAck, decideProxyOffer, type Decision, type Destination, type ServerContext } from './policy.js';
 
 /** Which of our two ports a socket serves. */
 export type ResponderPort = 'dhcp' | 'proxy';
@@ -42,7 +42,7 @@ function logAnswer(log: Logger, port: ResponderPort, decision: Extract<Decision,
 /** decode → decide → encode → send, for one datagram. Never throws. */
 export function handleDatagram(
   port: ResponderPort,
-  socket: Socket,
+  out: ReplySender,
   ctx: ServerContext,
   deps: ResponderDeps,
   msg: Buffer,
@@ -70,13 +70,7 @@ export function handleDatagram(
       }
       return;
     }
-    const out = encodeDhcp(decision.reply);
-    const { to } = decision;
-    socket.send(out, to.port, to.address, (err) => {
-      if (!err) return;
-      deps.stats.count('send-error');
-      deps.log.warn('send failed', { to: `${to.address}:${to.port}`, error: err.message });
-    });
+    out.send(encodeDhcp(decision.reply), decision.to);
     deps.stats.count(COUNTER[port]);
     // dgram sends on the next tick; logging after I/O keeps winston's formatting out of the
     // reply's latency (it cost the logged replies a tenth of a millisecond and more).
@@ -92,9 +86,39 @@ export function handleDatagram(
   }
 }
 
+/** Where replies leave from. */
+export interface ReplySender {
+  send(reply: Buffer, to: Destination): void;
+}
+
+/**
+ * Replies go out of the socket the request came in on (so from its port, 67 or 4011). Broadcast
+ * replies, the bulk of port 67's, may instead use `broadcast`: a sibling socket on the same port,
+ * connected to the broadcast destination, which spares Node its per-send address handling.
+ */
+export function createReplySender(
+  socket: Socket,
+  deps: Pick<ResponderDeps, 'log' | 'stats'>,
+  broadcast?: { socket: Socket; to: Destination },
+): ReplySender {
+  const onSent = (err: Error | null): void => {
+    if (!err) return;
+    deps.stats.count('send-error');
+    deps.log.warn('send failed', { error: err.message });
+  };
+  const viaBroadcast = broadcast?.socket;
+  const bto = broadcast?.to;
+  return {
+    send(reply, to) {
+      if (viaBroadcast && to.port === bto!.port && to.address === bto!.address) viaBroadcast.send(reply, onSent);
+      else socket.send(reply, to.port, to.address, onSent);
+    },
+  };
+}
+
 /** Serve one socket: every datagram goes through handleDatagram. */
-export function attachResponder(port: ResponderPort, socket: Socket, ctx: ServerContext, deps: ResponderDeps): void {
-  socket.on('message', (msg, from) => handleDatagram(port, socket, ctx, deps, msg, from));
+export function attachResponder(port: ResponderPort, socket: Socket, out: ReplySender, ctx: ServerContext, deps: ResponderDeps): void {
+  socket.on('message', (msg, from) => handleDatagram(port, out, ctx, deps, msg, from));
   socket.on('error', (err) => {
     deps.stats.count('socket-error');
     deps.log.error('socket error', { port, error: err.message });

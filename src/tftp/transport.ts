@@ -1,5 +1,5 @@
 import type { Socket } from 'node:dgram';
-import { closeUdp, openUdp, setSocketOption, type UdpOptions } from '../net/udp.js';
+import { closeUdp, connectUdp, openUdp, setSocketOption, type UdpOptions } from '../net/udp.js';
 
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
@@ -58,16 +58,6 @@ export function udpTransport(onError: (err: Error) => void): OpenTransport {
 }
 
 
-function connect(socket: Socket, peer: Peer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.connect(peer.port, peer.address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-}
-
 /**
  * A transfer socket connected to the client's TID. Node resolves the address of every datagram an
  * unconnected socket sends (a lookup and a deferred send) and the kernel routes each one; a
@@ -84,7 +74,7 @@ async function connectedTransport(o: UdpOptions, peer: Peer, onError: (err: Erro
   try {
     setSocketOption(main, SOL_SOCKET, SO_REUSEADDR, 1);
     sibling = await openUdp({ ...o, port: main.address().port, reuseAddr: true });
-    await connect(main, peer);
+    await connectUdp(main, peer);
   } catch (err) {
     onError(err as Error);
     if (sibling) await closeUdp(sibling);
