@@ -25,6 +25,8 @@ all: build
 
 node_modules: package-lock.json
 	$(NPM) ci --no-audit --no-fund
+	@# sockopt's shipped linux-x64 binary does not load; npm builds it from source (make, g++).
+	@$(NODE) -e "require('sockopt')" 2>/dev/null || $(NPM) rebuild sockopt
 	@touch node_modules
 
 dist/main.js: node_modules $(shell find src -name '*.ts')
