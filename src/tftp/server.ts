@@ -1,7 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
-import { Stats } from '../stats.js';
+import { RateLimiter, Stats } from '../stats.js';
 import { DecodeError } from '../wire/reader.js';
 import { DATA_HEADER_LEN, decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';
 import { memoryFile, openInRoot, toNetascii, type OpenFile } from './files.js';
@@ -78,6 +78,15 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
   const perClient = new Map<string, number>();
   const maxPerClient = o.maxPerClient ?? Math.max(1, Math.ceil(o.maxTransfers / 2));
   let closing = false;
+  /** Info lines come per transfer or per refused write: capped, so a flood of requests cannot flood the log. */
+  const lines = new RateLimiter(50, 200);
+  /** Null when over the cap; else extra fields saying how many lines the cap left out before. */
+  const capped = (): Record<string, number> | null => {
+    if (!lines.take()) return null;
+    const n = lines.suppressed;
+    lines.suppressed = 0;
+    return n > 0 ? { 'lines-suppressed': n } : {};
+  };
 
   const reply = (via: Transport, to: Peer, code: number, message: string): void => {
     const b = encodeTftp({ kind: 'error', code, message });
@@ -102,9 +111,14 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
       windowsize: s.windowSize,
       retransmits: s.retransmits,
     };
-    if (s.outcome === 'done') log.info('TFTP transfer complete', fields);
-    else if (s.outcome === 'client-error' && s.duringNegotiation) log.debug('TFTP size probe ended by client', fields);
-    else log.info('TFTP transfer ended', { ...fields, outcome: s.outcome, ...(s.clientError ? { 'client-error': clean(s.clientError.message) } : {}) });
+    if (s.outcome === 'client-error' && s.duringNegotiation) {
+      log.debug('TFTP size probe ended by client', fields);
+      return;
+    }
+    const extra = capped();
+    if (!extra) return;
+    if (s.outcome === 'done') log.info('TFTP transfer complete', { ...fields, ...extra });
+    else log.info('TFTP transfer ended', { ...fields, ...extra, outcome: s.outcome, ...(s.clientError ? { 'client-error': clean(s.clientError.message) } : {}) });
   };
 
   async function openFile(req: TftpRequest): Promise<{ file: OpenFile } | { code: number; reason: string; message: string }> {
@@ -203,7 +217,8 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     }
     if (p.kind === 'wrq') {
       stats.count('tftp-write-refused');
-      log.info('TFTP write refused (read-only server)', { client: `${from.address}:${from.port}`, file: clean(p.filename) });
+      const extra = capped();
+      if (extra) log.info('TFTP write refused (read-only server)', { client: `${from.address}:${from.port}`, file: clean(p.filename), ...extra });
       return reply(via, from, TftpErrorCode.ACCESS_VIOLATION, 'Server is read-only');
     }
     if (p.kind !== 'rrq') return stats.count('tftp-not-a-request');
