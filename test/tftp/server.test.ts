@@ -93,6 +93,26 @@ void describe('TFTP server on loopback', () => {
     assert.equal(done?.level, 'info');
   });
 
+  void it('a flood of write requests gets every refusal but only a capped number of info lines', async () => {
+    const c = await ScriptClient.open();
+    const before = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length;
+    const N = 600;
+    try {
+      // In bursts of 50, so no socket buffer drops any of them.
+      for (let burst = 0; burst < N; burst += 50) {
+        for (let i = burst; i < burst + 50; i++) c.send({ kind: 'wrq', filename: `w${i}`, mode: 'octet', options: new Map() }, port);
+        for (let i = 0; i < 50; i++) {
+          const { packet } = await c.next();
+          assert.deepEqual(packet.kind === 'error' && packet.code, 2);
+        }
+      }
+    } finally {
+      await c.close();
+    }
+    const logged = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length - before;
+    assert.ok(logged > 0 && logged < N / 2, `${logged} info lines for ${N} refusals`);
+  });
+
   void it('missing file → ERROR 1, traversal → ERROR 2, WRQ refused (§9 vector 20)', async () => {
     const c = await ScriptClient.open();
     const ask = async (p: TftpPacket): Promise<TftpPacket> => {
