@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import winston from 'winston';
 import { UserError } from './errors.js';
@@ -58,6 +59,15 @@ function syslogStream(): Writable {
   return child.stdin;
 }
 
+/** Open (creating) a log file for appending once, so a bad path is one clear line, not winston's crash. */
+function checkWritable(path: string): void {
+  try {
+    closeSync(openSync(path, 'a', 0o640));
+  } catch (err) {
+    throw new UserError(`cannot write log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 /** Create the daemon's logger. The only place that knows winston. */
 export function createLogger(o: LogOptions): Logger {
   const journal = o.sink.kind === 'stderr' && process.env.JOURNAL_STREAM !== undefined;
@@ -71,6 +81,7 @@ export function createLogger(o: LogOptions): Logger {
       transport = new winston.transports.Console({ stderrLevels: [...LOG_LEVELS] });
       break;
     case 'file':
+      checkWritable(o.sink.path);
       transport = new winston.transports.File({ filename: o.sink.path });
       break;
     case 'syslog':

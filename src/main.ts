@@ -95,7 +95,14 @@ function warnUnreadableRoot(root: string, user: string, log: Logger): void {
 }
 
 async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
-  const log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
+  let log: Logger;
+  try {
+    log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    if (detached) report({ error: err.message });
+    fail(err.message);
+  }
   const logOpen = logFilesOpen(log);
   logOpen.catch(() => undefined); // awaited (and reported) before the privilege drop
   let dying = false;
