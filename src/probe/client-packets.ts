@@ -172,8 +172,3 @@ export function buildRelease(id: ProbeIdentity, xid: number, serverId: string, a
   const ids: [number, Buffer][] = firmwareOf(id) === 'edk2' ? [] : [clientId];
   return packet(id, xid, [messageType(MessageType.RELEASE), [DhcpOption.SERVER_ID, ipToBytes(serverId)], ...ids], address, 0);
 }
-
-/** Wire bytes of a built packet. */
-export function encodeClientPacket(p: DhcpPacket): Buffer {
-  return encodeDhcp(p);
-}

@@ -5,8 +5,6 @@ export const BLKSIZE_MIN = 8;
 export const BLKSIZE_MAX = 65464;
 /** 20 bytes IPv4 + 8 UDP + 4 TFTP header: a DATA packet of MTU − 32 bytes of data never fragments. */
 export const TFTP_OVERHEAD = 32;
-/** With no interface known, assume Ethernet: 1500 − 32 = 1468, what EDK2 asks for. */
-export const DEFAULT_MTU = 1500;
 /** RFC 7440 §3: the valid range of `windowsize`. */
 const WINDOW_MIN = 1;
 const WINDOW_MAX = 65535;

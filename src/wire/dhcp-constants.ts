@@ -88,19 +88,3 @@ export const BOOTP_HEADER_LEN = 236;
 
 /** Option 60 prefix of every PXE client (PXE 2.1 §2.2.1); compared on these 9 bytes only. */
 export const PXE_CLIENT_CLASS = 'PXEClient';
-
-/** Client architecture types, option 93 (IANA "Processor Architecture Types", RFC 4578 §2.1). */
-export const ClientArch = {
-  BIOS: 0,
-  PC98: 1,
-  ITANIUM: 2,
-  DEC_ALPHA: 3,
-  ARC_X86: 4,
-  INTEL_LEAN: 5,
-  EFI_IA32: 6,
-  EFI_X64: 7,
-  EFI_XSCALE: 8,
-  EFI_BC: 9,
-  EFI_ARM32: 10,
-  EFI_ARM64: 11,
-} as const;
