@@ -1,7 +1,7 @@
 import { isUefiArch } from '../pxe/arch.js';
 import { BROADCAST_FLAG, BootpOp, DhcpOption, MessageType, PxeSubOption } from '../wire/dhcp-constants.js';
 import { encodeOptions } from '../wire/dhcp-options.js';
-import { encodeDhcp, type DhcpPacket } from '../wire/dhcp-packet.js';
+import type { DhcpPacket } from '../wire/dhcp-packet.js';
 import { ipToBytes } from '../wire/ip.js';
 
 /** Who pxe-probe pretends to be. */
