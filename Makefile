@@ -29,11 +29,11 @@ node_modules: package-lock.json
 	@$(NODE) -e "require('sockopt')" 2>/dev/null || $(NPM) rebuild sockopt
 	@touch node_modules
 
-dist/main.js: node_modules $(shell find src -name '*.ts')
+dist/bin/pxe-pdhcp.js: node_modules $(shell find src -name '*.ts')
 	$(NPM) exec -- tsc -p src
-	@chmod +x dist/main.js dist/probe-main.js
+	@chmod +x dist/bin/pxe-pdhcp.js dist/bin/pxe-probe.js
 
-build: dist/main.js
+build: dist/bin/pxe-pdhcp.js
 
 ## deps: install the Debian packages the tests need (only those missing).
 deps:
@@ -86,7 +86,7 @@ soak: build
 
 ## unit-file: the systemd unit with this install's paths (UNIT_FILE).
 UNIT_FILE ?= dist/pxe-pdhcp.service
-unit-file: src/systemd/pxe-pdhcp.service.in
+unit-file: src/daemon/systemd/pxe-pdhcp.service.in
 	@mkdir -p $(dir $(UNIT_FILE))
 	sed -e 's|@NODE@|$(NODE)|g' -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' $< > $(UNIT_FILE)
 
@@ -104,7 +104,7 @@ check: lint man test
 
 ## run: serve $(IFACE) in the foreground, with a TFTP root that boots BIOS and UEFI clients.
 run: build $(TFTP_ROOT)/pxelinux.0
-	$(NODE) dist/main.js -d $(ARGS)
+	$(NODE) dist/bin/pxe-pdhcp.js -d $(ARGS)
 
 tftproot: $(TFTP_ROOT)/pxelinux.0
 
@@ -127,8 +127,8 @@ install: build
 	cp -r dist package.json package-lock.json $(DESTDIR)$(LIBDIR)/
 	cd $(DESTDIR)$(LIBDIR) && $(NPM) ci --omit=dev --no-audit --no-fund
 	install -d $(DESTDIR)$(BINDIR)
-	ln -sf $(LIBDIR)/dist/main.js $(DESTDIR)$(BINDIR)/pxe-pdhcp
-	ln -sf $(LIBDIR)/dist/probe-main.js $(DESTDIR)$(BINDIR)/pxe-probe
+	ln -sf $(LIBDIR)/dist/bin/pxe-pdhcp.js $(DESTDIR)$(BINDIR)/pxe-pdhcp
+	ln -sf $(LIBDIR)/dist/bin/pxe-probe.js $(DESTDIR)$(BINDIR)/pxe-probe
 	install -Dm644 man/pxe-pdhcp.8 $(DESTDIR)$(MANDIR)/man8/pxe-pdhcp.8
 	install -Dm644 man/pxe-probe.8 $(DESTDIR)$(MANDIR)/man8/pxe-probe.8
 	$(MAKE) --no-print-directory unit-file UNIT_FILE=dist/pxe-pdhcp.service

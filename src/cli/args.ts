@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from './config.js';
-import { UserError } from './errors.js';
-import { LOG_LEVELS, type LogFormat, type LogLevel } from './log.js';
-import { parseClientPatterns } from './pxe/acl.js';
-import type { EfiMode } from './pxe/boot.js';
-import { parseBootRules } from './pxe/rules.js';
-import { isIPv4 } from './wire/ip.js';
+import { UserError } from '../core/errors.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../daemon/logging.js';
+import { parseClientPatterns } from '../pxe/acl.js';
+import type { EfiMode } from '../pxe/boot.js';
+import { parseBootRules } from '../pxe/rules.js';
+import { isIPv4 } from '../wire/ip.js';
 import { parseQuietly } from './yargs-quiet.js';
 
 /** pxe-pdhcp's own usage text, kept word for word for scripts that grep it. */

@@ -1,11 +1,11 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { udpPortHolders } from './check-ports.js';
+import { udpPortHolders } from '../net/port-owner.js';
 import type { Config } from './config.js';
-import { policyOf } from './daemon.js';
-import { UserError } from './errors.js';
-import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from './net/interfaces.js';
-import { bootFiles } from './pxe/boot.js';
+import { policyOf } from '../daemon/daemon.js';
+import { UserError } from '../core/errors.js';
+import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';
+import { bootFiles } from '../pxe/boot.js';
 
 /** One line of the `--check` report. */
 export interface CheckLine {

@@ -1,7 +1,7 @@
-import type { LogFormat, LogLevel } from './log.js';
-import type { ClientPattern } from './pxe/acl.js';
-import type { EfiMode } from './pxe/boot.js';
-import type { BootRule } from './pxe/rules.js';
+import type { LogFormat, LogLevel } from '../daemon/logging.js';
+import type { ClientPattern } from '../pxe/acl.js';
+import type { EfiMode } from '../pxe/boot.js';
+import type { BootRule } from '../pxe/rules.js';
 
 /** Everything the daemon needs, from the command line and the `--config` file. */
 export interface Config {

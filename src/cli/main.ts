@@ -1,13 +1,12 @@
-#!/usr/bin/env node
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { checkReport, runCheck } from './check.js';
-import { parseArgs, resolveConfig, type RawOptions } from './cli.js';
+import { parseArgs, resolveConfig, type RawOptions } from './args.js';
 import { DEFAULT_USER, type Config } from './config.js';
-import { startDaemon, type Daemon } from './daemon.js';
-import { UserError } from './errors.js';
-import { closeLogger, createLogger, logFilesOpen, type LogSink, type Logger } from './log.js';
-import { dropPrivileges } from './privileges.js';
+import { startDaemon, type Daemon } from '../daemon/daemon.js';
+import { UserError } from '../core/errors.js';
+import { closeLogger, createLogger, logFilesOpen, type LogSink, type Logger } from '../daemon/logging.js';
+import { dropPrivileges } from '../daemon/privileges.js';
 
 /** Set in the environment of the detached child, so it does not detach again. */
 const CHILD_ENV = 'PXE_PDHCP_DETACHED';
@@ -156,7 +155,8 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
   if (detached) report({ ready: true });
 }
 
-function main(): void {
+/** The `pxe-pdhcp` command: parse, then check, detach or serve. */
+export function main(): void {
   const parsed = parseArgs(process.argv.slice(2));
   if (parsed.kind === 'exit') {
     if (parsed.stdout) process.stdout.write(parsed.stdout);
@@ -178,4 +178,3 @@ function main(): void {
   void run(parsed.config, parsed.raw, detached);
 }
 
-main();

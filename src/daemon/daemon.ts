@@ -1,14 +1,14 @@
 import type { Socket } from 'node:dgram';
-import type { Config } from './config.js';
-import { UserError } from './errors.js';
-import type { Logger } from './log.js';
-import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from './net/interfaces.js';
-import { closeUdp, openConnectedSibling, openUdp } from './net/udp.js';
-import { bootFiles, type BootPolicy } from './pxe/boot.js';
-import type { ServerContext } from './pxe/policy.js';
-import { attachResponder, createReplySender, type ResponderDeps } from './pxe/responder.js';
-import { RateLimiter, Stats } from './stats.js';
-import { startBundledTftp } from './tftp/bundled.js';
+import type { Config } from '../cli/config.js';
+import { UserError } from '../core/errors.js';
+import type { Logger } from './logging.js';
+import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
+import { closeUdp, openConnectedSibling, openUdp } from '../net/udp.js';
+import { bootFiles, type BootPolicy } from '../pxe/boot.js';
+import type { ServerContext } from '../pxe/policy.js';
+import { attachResponder, createReplySender, type ResponderDeps } from '../pxe/responder.js';
+import { RateLimiter, Stats } from '../core/counters.js';
+import { startBundledTftp } from './tftp.js';
 
 const LIMITED_BROADCAST = '255.255.255.255';
 /** Big enough for bursts of thousands of DISCOVERs; dnsmasq's drops under load are in its default buffer. */

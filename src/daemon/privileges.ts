@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { UserError } from './errors.js';
+import { UserError } from '../core/errors.js';
 
 /** The account the daemon runs as after binding its privileged ports. */
 export interface Account {

@@ -1,10 +1,10 @@
-import type { Config } from '../config.js';
-import { UserError } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Config } from '../cli/config.js';
+import { UserError } from '../core/errors.js';
+import type { Logger } from './logging.js';
 import { isLocalAddress, mtuOfAddress, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
-import type { Stats } from '../stats.js';
-import { warnMissingBootFiles } from './files.js';
-import { startTftpServer, type TftpListen, type TftpServer } from './server.js';
+import type { Stats } from '../core/counters.js';
+import { warnMissingBootFiles } from '../files/root.js';
+import { startTftpServer, type TftpListen, type TftpServer } from '../tftp/server.js';
 
 /** Why the bundled server stays off, or null when it should run. */
 export function tftpDisabledReason(config: Config, src: InterfaceSources = systemInterfaces): string | null {

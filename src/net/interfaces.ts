@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { UserError } from '../errors.js';
+import { UserError } from '../core/errors.js';
 import { ipToNumber, numberToIp } from '../wire/ip.js';
 
 /** An interface we serve, with the addresses pxe-pdhcp's `-i` used to read by ioctl. */

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
-import { UserError } from '../errors.js';
+import { UserError } from '../core/errors.js';
 
 const SOL_SOCKET = 1;
 /** Linux ≥ 5.0: bind a socket to an interface by index (socket(7)). */

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
-import { UserError } from '../errors.js';
-import { parseArch } from '../pxe/arch.js';
-import { parseQuietly } from '../yargs-quiet.js';
+import { UserError } from '../core/errors.js';
+import { parseArch } from '../wire/arch.js';
+import { parseQuietly } from '../cli/yargs-quiet.js';
 import type { ProbeOptions } from './run.js';
 
 /** pxe-probe's usage line. */

@@ -1,4 +1,4 @@
-import { isUefiArch } from '../pxe/arch.js';
+import { isUefiArch } from '../wire/arch.js';
 import { BROADCAST_FLAG, BootpOp, DhcpOption, MessageType, PxeSubOption } from '../wire/dhcp-constants.js';
 import { encodeOptions } from '../wire/dhcp-options.js';
 import type { DhcpPacket } from '../wire/dhcp-packet.js';

@@ -1,10 +1,10 @@
-#!/usr/bin/env node
-import { UserError } from './errors.js';
-import { parseProbeArgs } from './probe/args.js';
-import { jsonReport, textReport } from './probe/report.js';
-import { runProbe, type Undo } from './probe/run.js';
+import { UserError } from '../core/errors.js';
+import { parseProbeArgs } from './args.js';
+import { jsonReport, textReport } from './report.js';
+import { runProbe, type Undo } from './run.js';
 
-async function main(): Promise<void> {
+/** The `pxe-probe` command. */
+export async function main(): Promise<void> {
   const parsed = parseProbeArgs(process.argv.slice(2));
   if (parsed.kind === 'exit') {
     if (parsed.stdout) process.stdout.write(parsed.stdout);
@@ -32,4 +32,3 @@ async function main(): Promise<void> {
   }
 }
 
-void main();

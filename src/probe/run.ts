@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../errors.js';
-import { archName } from '../pxe/arch.js';
+import { UserError } from '../core/errors.js';
+import { archName } from '../wire/arch.js';
 import { DhcpOption, DhcpPort, MessageType } from '../wire/dhcp-constants.js';
 import { u8Option } from '../wire/dhcp-options.js';
 import { isIPv4, macToString } from '../wire/ip.js';

@@ -1,5 +1,5 @@
 import { checkAccess, type ClientPattern } from './acl.js';
-import { isUefiArch } from './arch.js';
+import { isUefiArch } from '../wire/arch.js';
 import type { PxeClient } from './client.js';
 import { RPI_VENDOR_OPTIONS, detectRaspberryPi } from './rpi.js';
 import { findRule, ruleLabel, type BootRule } from './rules.js';

@@ -2,7 +2,7 @@ import { BootpOp, DhcpOption, PXE_CLIENT_CLASS } from '../wire/dhcp-constants.js
 import { stringOption, u16Option } from '../wire/dhcp-options.js';
 import type { DhcpPacket } from '../wire/dhcp-packet.js';
 import { macToString } from '../wire/ip.js';
-import { archName, canonicalArch } from './arch.js';
+import { archName, canonicalArch } from '../wire/arch.js';
 
 /** What a PXE request tells us about its sender: the inputs of boot policy and of log lines. */
 export interface PxeClient {

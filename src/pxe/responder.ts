@@ -1,6 +1,6 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
-import type { Logger } from '../log.js';
-import { RateLimiter, type Stats } from '../stats.js';
+import type { Logger } from '../daemon/logging.js';
+import { RateLimiter, type Stats } from '../core/counters.js';
 import { decodeDhcp, encodeDhcp } from '../wire/dhcp-packet.js';
 import { DecodeError } from '../wire/reader.js';
 import type { BootPolicy } from './boot.js';

@@ -1,7 +1,7 @@
-import { UserError } from '../errors.js';
+import { UserError } from '../core/errors.js';
 import { isIPv4 } from '../wire/ip.js';
 import { clientMatches, parseMacPattern, parseUuidPattern, type ClientPattern } from './acl.js';
-import { parseArch } from './arch.js';
+import { parseArch } from '../wire/arch.js';
 import type { PxeClient } from './client.js';
 
 /**

@@ -1,10 +1,10 @@
 import { realpath } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../log.js';
-import { RateLimiter, Stats } from '../stats.js';
+import type { Logger } from '../daemon/logging.js';
+import { RateLimiter, Stats } from '../core/counters.js';
 import { DecodeError } from '../wire/reader.js';
 import { DATA_HEADER_LEN, decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';
-import { memoryFile, openInRoot, toNetascii, type OpenFile } from './files.js';
+import { memoryFile, openInRoot, toNetascii, type OpenFile } from '../files/root.js';
 import { negotiate } from './negotiate.js';
 import { TftpSession, type SessionIo, type SessionSummary } from './session.js';
 import { udpTransport, type OpenTransport, type Peer, type Transport } from './transport.js';

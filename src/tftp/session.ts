@@ -1,5 +1,5 @@
 import { DATA_HEADER_LEN, encodeTftp, TftpErrorCode, writeDataHeader, type TftpPacket } from '../wire/tftp-packet.js';
-import type { OpenFile } from './files.js';
+import type { OpenFile } from '../files/root.js';
 import type { Negotiated } from './negotiate.js';
 import { RetransmitTimer } from './rto.js';
 

@@ -24,7 +24,7 @@ import { fixture } from '../helpers/packets.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/main.js');
+const MAIN = join(ROOT, 'dist/bin/pxe-pdhcp.js');
 
 const RATES = (process.env.BENCH_RATES ?? '200,1000,5000,10000,15000,20000,30000,40000,60000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);

@@ -31,7 +31,7 @@ import { Lab, have, waitForOutput } from '../helpers/netns.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/main.js');
+const MAIN = join(ROOT, 'dist/bin/pxe-pdhcp.js');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 20);

@@ -23,7 +23,7 @@ describe('e2e: real PXE firmware boots through pxe-pdhcp', () => {
     assert.equal(process.getuid?.(), 0, 'the e2e tests need root (network namespaces, tap devices): run sudo make e2e');
     const missing = [...missingTools(), ...missingFiles()];
     assert.deepEqual(missing, [], `missing tools or files; install them (CI: .ci/run PKGS): ${missing.join(', ')}`);
-    assert.ok(existsSync(join(REPO, 'dist/main.js')), 'dist/main.js is missing: run make build');
+    assert.ok(existsSync(join(REPO, 'dist/bin/pxe-pdhcp.js')), 'dist/bin/pxe-pdhcp.js is missing: run make build');
     work = mkdtempSync(join(tmpdir(), 'pxe-e2e-'));
     chmodSync(work, 0o755); // the daemon reads the TFTP root inside after dropping root
     const tftpRoot = join(work, 'tftp');

@@ -4,7 +4,7 @@ import { have, Lab, type Host } from '../helpers/netns.js';
 import { NET } from './tftproot.js';
 import { Transcript } from './transcript.js';
 
-/** The repository root, where `dist/main.js` is built. */
+/** The repository root, where `dist/bin/pxe-pdhcp.js` is built. */
 export const REPO = resolve(import.meta.dirname, '../..');
 
 /** Hardware addresses of the lab hosts and clients; the boot rules name the UEFI client's. */
@@ -143,7 +143,7 @@ export class Lan {
 
   /** Our built daemon in the server namespace, with its bundled TFTP server. */
   async startServer(daemonArgs = serverArgs(this.opts.tftpRoot)): Promise<void> {
-    const args = [join(REPO, 'dist/main.js'), ...(this.opts.verbose ? ['-v'] : []), ...daemonArgs];
+    const args = [join(REPO, 'dist/bin/pxe-pdhcp.js'), ...(this.opts.verbose ? ['-v'] : []), ...daemonArgs];
     this.daemonChild = this.#lab.spawn(this.server.ns, process.execPath, args);
     const echo = this.opts.echo;
     this.daemon = new Transcript('pxe-pdhcp', this.daemonChild, echo ? (l) => echo('pxe-pdhcp', l) : undefined);

@@ -5,7 +5,7 @@ import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } fr
 import { parseRule } from '../../src/pxe/rules.js';
 import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
 import { DecodeError } from '../../src/wire/reader.js';
-import { cleanName } from '../../src/tftp/files.js';
+import { cleanName } from '../../src/files/root.js';
 import { BLKSIZE_MIN, TFTP_OVERHEAD, negotiate } from '../../src/tftp/negotiate.js';
 import { decodeTftp, encodeTftp, type TftpOptions } from '../../src/wire/tftp-packet.js';
 import { answerProblems, type ArrivalPort } from './invariants.js';

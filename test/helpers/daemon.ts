@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import type { Config } from '../../src/config.js';
-import { startDaemon, type Daemon } from '../../src/daemon.js';
-import type { LogLevel } from '../../src/log.js';
+import type { Config } from '../../src/cli/config.js';
+import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
+import type { LogLevel } from '../../src/daemon/logging.js';
 import { memoryLogger } from './log.js';
 
 /** Config for an in-process daemon on loopback: every port ephemeral, replies to `clientPort`. */

@@ -8,7 +8,7 @@
 import { createSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { BootpOp, MessageType } from '../../src/wire/dhcp-constants.js';
-import { fixture, requestBytes } from '../helpers/packets.js';
+import { fixture, requestBytes } from './packets.js';
 
 type Shot = { msg: Buffer; to: string; port: number };
 

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { createLogger, type Logger, type LogLevel } from '../../src/log.js';
+import { createLogger, type Logger, type LogLevel } from '../../src/daemon/logging.js';
 
 /** A logger whose JSON lines land in `lines`, for tests that check what was logged. */
 export function memoryLogger(level: LogLevel = 'debug'): { log: Logger; lines: Record<string, unknown>[] } {

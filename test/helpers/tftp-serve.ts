@@ -1,5 +1,5 @@
 // Runs the TFTP server alone (for namespace tests and benchmarks): tftp-serve.ts ROOT ADDRESS PORT
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/daemon/logging.js';
 import { startTftpServer } from '../../src/tftp/server.js';
 
 const [root, address, port] = process.argv.slice(2);

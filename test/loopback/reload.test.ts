@@ -13,7 +13,7 @@ import { requestBytes } from '../helpers/packets.js';
 // SIGHUP on the built daemon (`make build` first; `make test` does): a changed rule takes effect
 // while DISCOVERs keep coming, none is left unanswered, and a broken file changes nothing.
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/bin/pxe-pdhcp.js', import.meta.url));
 const HOST = '127.0.0.1';
 /** One DISCOVER every this many ms while the test runs. */
 const SEND_EVERY_MS = 2;

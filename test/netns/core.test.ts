@@ -19,7 +19,7 @@ import { fixture } from '../helpers/packets.js';
 import { DISCOVER_FIXTURE, REQUEST_4011_FIXTURE, type Received } from '../helpers/pxe-client.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = join(ROOT, 'dist/main.js');
+const MAIN = join(ROOT, 'dist/bin/pxe-pdhcp.js');
 const CLIENT = join(ROOT, 'test/helpers/pxe-client-main.ts');
 
 const ROUTER = { cidr: '10.77.0.1/24', mac: '02:00:00:77:00:01' };

@@ -5,10 +5,10 @@ import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
 import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
 import { until } from '../helpers/daemon.js';
 import { requestBytes } from '../helpers/packets.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, type DaemonProcess } from '../robustness/process.js';
-import { loadCorpus, runFuzz } from './fuzz.js';
-import { replyProblems } from './invariants.js';
-import { runTarget, type FuzzReply } from './targets.js';
+import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, type DaemonProcess } from '../helpers/process.js';
+import { loadCorpus, runFuzz } from '../fuzz/fuzz.js';
+import { replyProblems } from '../fuzz/invariants.js';
+import { runTarget, type FuzzReply } from '../fuzz/targets.js';
 
 /** In-process budget for CI; `make fuzz` runs the long version. */
 const FUZZ_SECONDS = 25;

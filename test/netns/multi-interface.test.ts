@@ -5,7 +5,7 @@ import type { ProbeResult } from '../../src/probe/run.js';
 import { Lab, waitForOutput, type Host } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const DAEMON = `${ROOT}dist/main.js`;
+const DAEMON = `${ROOT}dist/bin/pxe-pdhcp.js`;
 const PROBE = `${ROOT}dist/probe-main.js`;
 
 /**

@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { until } from '../helpers/daemon.js';
 import { Lab, have, waitForOutput, type Host } from '../helpers/netns.js';
-import { startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from './process.js';
+import { startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from '../helpers/process.js';
 
 const FLOOD = fileURLToPath(new URL('./flood.ts', import.meta.url));
 const FOREIGN_COUNT = 13_000;

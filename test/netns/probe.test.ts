@@ -12,8 +12,8 @@ import { have, Lab, waitForOutput, type Host } from '../helpers/netns.js';
 const READY = /DHCP, (IP range|proxy on subnet)|TFTP server listening|TFTP server not started/;
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PROBE = join(ROOT, 'dist/probe-main.js');
-const DAEMON = join(ROOT, 'dist/main.js');
+const PROBE = join(ROOT, 'dist/bin/pxe-probe.js');
+const DAEMON = join(ROOT, 'dist/bin/pxe-pdhcp.js');
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 for (const tool of ['ip', 'dnsmasq', 'in.tftpd']) {

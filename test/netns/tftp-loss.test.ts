@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Lab, have, type Host } from '../helpers/netns.js';
 import { pattern, tempRoot } from '../helpers/tftp.js';
-import { startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from './process.js';
+import { startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from '../helpers/process.js';
 
 const data = pattern(1024 * 1024, 23);
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
-import { UserError } from '../../src/errors.js';
-import { dropPrivileges, findAccount, lookupAccount, type ProcessIds } from '../../src/privileges.js';
+import { UserError } from '../../src/core/errors.js';
+import { dropPrivileges, findAccount, lookupAccount, type ProcessIds } from '../../src/daemon/privileges.js';
 import { Lab, have } from '../helpers/netns.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine } from './process.js';
+import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine } from '../helpers/process.js';
 
 /** A process-id double that records calls; `stuck` makes setuid a no-op (a failed drop). */
 function fakeIds(uid: number, stuck = false): ProcessIds & { calls: string[] } {

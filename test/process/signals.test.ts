@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestBytes } from '../helpers/packets.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from './process.js';
+import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from '../helpers/process.js';
 
 let client: Socket;
 const received: Buffer[] = [];

@@ -4,7 +4,7 @@ import { createSocket } from 'node:dgram';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist/bin/pxe-pdhcp.js', import.meta.url));
 const LOOPBACK = ['-l', '127.0.0.1', '-t', '127.0.0.1', '-b', '127.0.0.1', '--bind-address', '127.0.0.1', '--proxy-port', '0', '--tftp-port', '0'];
 
 /** Run the built command to its end (start-up errors end it at once). */

@@ -9,7 +9,7 @@ import { have } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-describe('systemd unit (src/systemd/pxe-pdhcp.service.in)', () => {
+describe('systemd unit (src/daemon/systemd/pxe-pdhcp.service.in)', () => {
   let dir: string;
   let unitPath: string;
   let unit: string;
@@ -26,7 +26,7 @@ describe('systemd unit (src/systemd/pxe-pdhcp.service.in)', () => {
 
   it('has every placeholder filled in', () => {
     assert.doesNotMatch(unit, /@[A-Z]+@/);
-    assert.match(unit, new RegExp(`^ExecStart=${process.execPath} /usr/local/lib/pxe-pdhcp/dist/main\\.js -d `, 'm'));
+    assert.match(unit, new RegExp(`^ExecStart=${process.execPath} /usr/local/lib/pxe-pdhcp/dist/bin/pxe-pdhcp\\.js -d `, 'm'));
   });
 
   it('runs unprivileged with only CAP_NET_BIND_SERVICE and the usual protections', () => {

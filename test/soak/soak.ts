@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { requestBytes } from '../helpers/packets.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine } from '../robustness/process.js';
+import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine } from '../helpers/process.js';
 
 const run = promisify(execFile);
 const arg = (name: string, fallback: number): number => {

@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseArgs, USAGE } from '../src/cli.js';
-import type { Config } from '../src/config.js';
+import { parseArgs, USAGE } from '../../../src/cli/args.js';
+import type { Config } from '../../../src/cli/config.js';
 
 function config(argv: string): Config {
   const r = parseArgs(argv.split(' ').filter(Boolean));

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { OPTIONS } from '../src/cli.js';
+import { OPTIONS } from '../../../src/cli/args.js';
 
-const page = readFileSync(new URL('../man/pxe-pdhcp.8', import.meta.url), 'utf8');
+const page = readFileSync(new URL('../../../man/pxe-pdhcp.8', import.meta.url), 'utf8');
 /** The page as a reader sees it: roff's `\-` is a dash. */
 const text = page.replace(/\\-/g, '-');
 

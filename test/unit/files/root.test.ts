@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanName, openInRoot, toNetascii, warnMissingBootFiles } from '../../src/tftp/files.js';
-import { memoryLogger, tempRoot } from '../helpers/tftp.js';
+import { cleanName, openInRoot, toNetascii, warnMissingBootFiles } from '../../../src/files/root.js';
+import { memoryLogger, tempRoot } from '../../helpers/tftp.js';
 
 const root = tempRoot({ 'pxelinux.0': 'boot' });
 const outside = tempRoot({ secret: 'do not serve' });

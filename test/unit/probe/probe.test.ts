@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseProcNetUdp } from '../../src/check-ports.js';
-import { prefixLength } from '../../src/probe/address.js';
-import { planBoot, summarizeOffer } from '../../src/probe/analyze.js';
-import { parseProbeArgs } from '../../src/probe/args.js';
-import { buildBootRequest, buildDiscover, buildRelease, buildRequest, firmwareOf } from '../../src/probe/client-packets.js';
-import { fetchBoot } from '../../src/probe/fetch.js';
-import { configSearchOrder, defaultBootEntry, parsePxelinuxConfig } from '../../src/probe/pxelinux.js';
-import type { TftpResult } from '../../src/probe/tftp-client.js';
-import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
-import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
-import { fixture } from '../helpers/packets.js';
+import { parseProcNetUdp } from '../../../src/net/port-owner.js';
+import { prefixLength } from '../../../src/probe/address.js';
+import { planBoot, summarizeOffer } from '../../../src/probe/analyze.js';
+import { parseProbeArgs } from '../../../src/probe/args.js';
+import { buildBootRequest, buildDiscover, buildRelease, buildRequest, firmwareOf } from '../../../src/probe/client-packets.js';
+import { fetchBoot } from '../../../src/probe/fetch.js';
+import { configSearchOrder, defaultBootEntry, parsePxelinuxConfig } from '../../../src/probe/pxelinux.js';
+import type { TftpResult } from '../../../src/probe/tftp-client.js';
+import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
+import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../../src/wire/dhcp-packet.js';
+import { fixture } from '../../helpers/packets.js';
 
 const codes = (p: DhcpPacket): number[] => [...p.options.keys()];
 const MAC = Buffer.from('525400770002', 'hex');

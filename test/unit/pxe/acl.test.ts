@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { UserError } from '../../src/errors.js';
-import { checkAccess, parseClientPattern, parseClientPatterns } from '../../src/pxe/acl.js';
-import { describeClient, uuidText, type PxeClient } from '../../src/pxe/client.js';
-import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
-import { fixture, request, UUID, type RequestSpec } from '../helpers/packets.js';
+import { UserError } from '../../../src/core/errors.js';
+import { checkAccess, parseClientPattern, parseClientPatterns } from '../../../src/pxe/acl.js';
+import { describeClient, uuidText, type PxeClient } from '../../../src/pxe/client.js';
+import { decodeDhcp } from '../../../src/wire/dhcp-packet.js';
+import { fixture, request, UUID, type RequestSpec } from '../../helpers/packets.js';
 
 function client(spec: RequestSpec = {}): PxeClient {
   const c = describeClient(request(spec));

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseClientPatterns } from '../../src/pxe/acl.js';
-import { bootFiles, type BootPolicy } from '../../src/pxe/boot.js';
-import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from '../../src/pxe/policy.js';
-import { parseBootRules } from '../../src/pxe/rules.js';
-import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
-import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
-import { fixture, request, type RequestSpec } from '../helpers/packets.js';
-import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../helpers/rpi.js';
+import { parseClientPatterns } from '../../../src/pxe/acl.js';
+import { bootFiles, type BootPolicy } from '../../../src/pxe/boot.js';
+import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from '../../../src/pxe/policy.js';
+import { parseBootRules } from '../../../src/pxe/rules.js';
+import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
+import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../../src/wire/dhcp-packet.js';
+import { fixture, request, type RequestSpec } from '../../helpers/packets.js';
+import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../../helpers/rpi.js';
 
 // pxe-protocol.md §9: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
 const ctx: ServerContext = { serverIp: '192.168.1.10', tftpServer: '192.168.1.10', broadcastAddress: '255.255.255.255', clientPort: 68 };

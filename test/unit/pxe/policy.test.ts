@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { BootPolicy } from '../../src/pxe/boot.js';
-import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from '../../src/pxe/policy.js';
-import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
-import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
-import { fixture, request, UUID } from '../helpers/packets.js';
+import type { BootPolicy } from '../../../src/pxe/boot.js';
+import { decideBootAck, decideProxyOffer, type Decision, type ServerContext } from '../../../src/pxe/policy.js';
+import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
+import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../../src/wire/dhcp-packet.js';
+import { fixture, request, UUID } from '../../helpers/packets.js';
 
 // pxe-protocol.md §9: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
 const ctx: ServerContext = {

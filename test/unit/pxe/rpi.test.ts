@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeClient, type PxeClient } from '../../src/pxe/client.js';
-import { RPI_OUIS, RPI_VENDOR_OPTIONS, detectRaspberryPi } from '../../src/pxe/rpi.js';
-import { request, type RequestSpec } from '../helpers/packets.js';
-import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../helpers/rpi.js';
+import { describeClient, type PxeClient } from '../../../src/pxe/client.js';
+import { RPI_OUIS, RPI_VENDOR_OPTIONS, detectRaspberryPi } from '../../../src/pxe/rpi.js';
+import { request, type RequestSpec } from '../../helpers/packets.js';
+import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../../helpers/rpi.js';
 
 function client(spec: RequestSpec = {}): PxeClient {
   const c = describeClient(request(spec));

@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseArgs } from '../../src/cli.js';
-import { UserError } from '../../src/errors.js';
-import { describeClient, type PxeClient } from '../../src/pxe/client.js';
-import { findRule, parseBootRules, parseRule, ruleFromJson, ruleLabel, ruleMatches } from '../../src/pxe/rules.js';
-import { request, type RequestSpec } from '../helpers/packets.js';
+import { parseArgs } from '../../../src/cli/args.js';
+import { UserError } from '../../../src/core/errors.js';
+import { describeClient, type PxeClient } from '../../../src/pxe/client.js';
+import { findRule, parseBootRules, parseRule, ruleFromJson, ruleLabel, ruleMatches } from '../../../src/pxe/rules.js';
+import { request, type RequestSpec } from '../../helpers/packets.js';
 
 function client(spec: RequestSpec = {}): PxeClient {
   const c = describeClient(request(spec));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { maxBlockSize, negotiate } from '../../src/tftp/negotiate.js';
+import { maxBlockSize, negotiate } from '../../../src/tftp/negotiate.js';
 
 const limits = { mtu: 1500, maxWindow: 64, maxWindowBytes: 512 * 1024, fileSize: 70000 };
 const opts = (pairs: [string, string][]): Map<string, string> => new Map(pairs);

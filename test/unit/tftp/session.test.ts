@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { memoryFile } from '../../src/tftp/files.js';
-import { negotiate } from '../../src/tftp/negotiate.js';
-import { TftpSession, type SessionSummary } from '../../src/tftp/session.js';
-import { decodeTftp, type TftpPacket } from '../../src/wire/tftp-packet.js';
-import { pattern } from '../helpers/tftp.js';
+import { memoryFile } from '../../../src/files/root.js';
+import { negotiate } from '../../../src/tftp/negotiate.js';
+import { TftpSession, type SessionSummary } from '../../../src/tftp/session.js';
+import { decodeTftp, type TftpPacket } from '../../../src/wire/tftp-packet.js';
+import { pattern } from '../../helpers/tftp.js';
 
 /** A session driven by hand: a fake clock, timers fired on demand, sends recorded. */
 class Harness {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
-import { decodeOptions, encodeOptions, stringOption, u16Option, u8Option } from '../../src/wire/dhcp-options.js';
-import { decodeDhcp, encodeDhcp } from '../../src/wire/dhcp-packet.js';
-import { DecodeError } from '../../src/wire/reader.js';
-import { fixture, request } from '../helpers/packets.js';
+import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
+import { decodeOptions, encodeOptions, stringOption, u16Option, u8Option } from '../../../src/wire/dhcp-options.js';
+import { decodeDhcp, encodeDhcp } from '../../../src/wire/dhcp-packet.js';
+import { DecodeError } from '../../../src/wire/reader.js';
+import { fixture, request } from '../../helpers/packets.js';
 
 const FIXTURES = [
   'ipxe-bios-rom-discover',

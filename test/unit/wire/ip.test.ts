@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ipFromBytes, ipToBytes, isIPv4, writeIp } from '../../src/wire/ip.js';
-import { DecodeError } from '../../src/wire/reader.js';
+import { ipFromBytes, ipToBytes, isIPv4, writeIp } from '../../../src/wire/ip.js';
+import { DecodeError } from '../../../src/wire/reader.js';
 
 /** The definition the scanner must match: four parts of 1-3 ASCII digits, each at most 255. */
 function reference(text: string): boolean {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DecodeError } from '../../src/wire/reader.js';
+import { DecodeError } from '../../../src/wire/reader.js';
 import {
   decodeTftp,
   encodeTftp,
@@ -9,7 +9,7 @@ import {
   tftpErrorName,
   writeDataHeader,
   type TftpPacket,
-} from '../../src/wire/tftp-packet.js';
+} from '../../../src/wire/tftp-packet.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const ascii = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
