@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The pxe-pdhcp command. Everything it does starts in src/cli/main.ts.
-import { main } from '../cli/main.js';
+// The pxe-pdhcp command. Everything it does starts in src/cli/pxe-pdhcp-main.ts.
+import { main } from '../cli/pxe-pdhcp-main.js';
 
 main();

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // The pxe-probe command: a PXE client for diagnosing a network (src/probe/).
-import { main } from '../probe/main.js';
+import { main } from '../cli/probe-main.js';
 
 void main();

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { UserError } from '../core/errors.js';
 import { parseArch } from '../wire/arch.js';
-import { parseQuietly } from '../cli/yargs-quiet.js';
-import type { ProbeOptions } from './run.js';
+import { parseQuietly } from './yargs-quiet.js';
+import type { ProbeOptions } from '../probe/run.js';
 
 /** pxe-probe's usage line. */
 export const USAGE = 'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';

@@ -1,7 +1,7 @@
 import { UserError } from '../core/errors.js';
-import { parseProbeArgs } from './args.js';
-import { jsonReport, textReport } from './report.js';
-import { runProbe, type Undo } from './run.js';
+import { parseProbeArgs } from './probe-args.js';
+import { jsonReport, textReport } from '../probe/report.js';
+import { runProbe, type Undo } from '../probe/run.js';
 
 /** The `pxe-probe` command. */
 export async function main(): Promise<void> {

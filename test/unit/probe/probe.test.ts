@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { parseProcNetUdp } from '../../../src/net/port-owner.js';
 import { prefixLength } from '../../../src/probe/address.js';
 import { planBoot, summarizeOffer } from '../../../src/probe/analyze.js';
-import { parseProbeArgs } from '../../../src/probe/args.js';
+import { parseProbeArgs } from '../../../src/cli/probe-args.js';
 import { buildBootRequest, buildDiscover, buildRelease, buildRequest, firmwareOf } from '../../../src/probe/client-packets.js';
 import { fetchBoot } from '../../../src/probe/fetch.js';
 import { configSearchOrder, defaultBootEntry, parsePxelinuxConfig } from '../../../src/probe/pxelinux.js';
