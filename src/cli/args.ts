@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from './config.js';
+import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../daemon/logging.js';
 import { parseClientPatterns } from '../pxe/acl.js';

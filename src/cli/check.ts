@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { udpPortHolders } from '../net/port-owner.js';
-import type { Config } from './config.js';
+import type { Config } from '../daemon/config.js';
 import { policyOf } from '../daemon/daemon.js';
 import { UserError } from '../core/errors.js';
 import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';

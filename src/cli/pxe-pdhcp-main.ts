@@ -2,10 +2,10 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { checkReport, runCheck } from './check.js';
 import { parseArgs, resolveConfig, type RawOptions } from './args.js';
-import { DEFAULT_USER, type Config } from './config.js';
+import { DEFAULT_USER, type Config } from '../daemon/config.js';
 import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { UserError } from '../core/errors.js';
-import { closeLogger, createLogger, logFilesOpen, type LogSink, type Logger } from '../daemon/logging.js';
+import { closeLogger, createLogger, logFilesOpen, type LogSink, type DaemonLogger } from '../daemon/logging.js';
 import { dropPrivileges } from '../daemon/privileges.js';
 
 /** Set in the environment of the detached child, so it does not detach again. */
@@ -54,7 +54,7 @@ function report(m: ChildMessage): void {
 /** Signals: TERM/INT/QUIT stop cleanly, HUP reloads the config file, a second stop signal exits at once. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
 
-function installSignals(daemon: Daemon, raw: RawOptions, log: Logger, pending: string | undefined): void {
+function installSignals(daemon: Daemon, raw: RawOptions, log: DaemonLogger, pending: string | undefined): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) process.exit(1);
@@ -85,7 +85,7 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: Logger, pending: s
 }
 
 /** After the drop, the TFTP root must still be readable: say so at once rather than refuse every request. */
-function warnUnreadableRoot(root: string, user: string, log: Logger): void {
+function warnUnreadableRoot(root: string, user: string, log: DaemonLogger): void {
   try {
     accessSync(root, constants.R_OK | constants.X_OK);
   } catch {
@@ -94,7 +94,7 @@ function warnUnreadableRoot(root: string, user: string, log: Logger): void {
 }
 
 async function run(config: Config, raw: RawOptions, detached: boolean): Promise<void> {
-  let log: Logger;
+  let log: DaemonLogger;
   try {
     log = createLogger({ level: config.logLevel, format: config.logFormat, sink: sinkFor(config, detached) });
   } catch (err) {

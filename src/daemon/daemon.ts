@@ -1,7 +1,7 @@
 import type { Socket } from 'node:dgram';
-import type { Config } from '../cli/config.js';
+import type { Config } from './config.js';
 import { UserError } from '../core/errors.js';
-import type { Logger } from './logging.js';
+import type { Logger } from '../core/logger.js';
 import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
 import { closeUdp, openConnectedSibling, openUdp } from '../net/udp.js';
 import { bootFiles, type BootPolicy } from '../pxe/boot.js';

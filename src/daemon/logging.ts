@@ -4,8 +4,9 @@ import type { Writable } from 'node:stream';
 import winston from 'winston';
 import { UserError } from '../core/errors.js';
 
-export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
-export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+import { LOG_LEVELS, type LogLevel } from '../core/logger.js';
+
+export { LOG_LEVELS, type LogLevel };
 export type LogFormat = 'text' | 'json';
 
 /** Where log lines go: stderr (foreground, systemd), a file, or syslog (detached). */
@@ -21,7 +22,8 @@ export interface LogOptions {
   sink: LogSink;
 }
 
-export type Logger = winston.Logger;
+/** The daemon's logger: winston, which also satisfies core's Logger interface. */
+export type DaemonLogger = winston.Logger;
 
 /** sd-daemon(3) priority prefixes, understood by journald on a service's stderr. */
 const JOURNAL_PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };
@@ -69,7 +71,7 @@ function checkWritable(path: string): void {
 }
 
 /** Create the daemon's logger. The only place that knows winston. */
-export function createLogger(o: LogOptions): Logger {
+export function createLogger(o: LogOptions): DaemonLogger {
   const journal = o.sink.kind === 'stderr' && process.env.JOURNAL_STREAM !== undefined;
   const format =
     o.format === 'json'
@@ -95,7 +97,7 @@ export function createLogger(o: LogOptions): Logger {
 }
 
 /** Flush and close a logger: resolves when its last line is written (or after `ms`). */
-export function closeLogger(log: Logger, ms = 1000): Promise<void> {
+export function closeLogger(log: DaemonLogger, ms = 1000): Promise<void> {
   return new Promise((resolve) => {
     // Not unref'd: when the log is broken, 'finish' never comes and this timer may be all that
     // keeps the process alive long enough to report why it stops.
@@ -114,7 +116,7 @@ export function closeLogger(log: Logger, ms = 1000): Promise<void> {
  * open only to its debug output.
  * @throws UserError when a log file cannot be opened within `ms`
  */
-export function logFilesOpen(log: Logger, ms = 3000): Promise<void> {
+export function logFilesOpen(log: DaemonLogger, ms = 3000): Promise<void> {
   const files = log.transports.filter((t) => t instanceof winston.transports.File);
   // winston re-emits a transport's failure on the logger, where no listener means a crash; here
   // it is reported once, through the promise, as a clear start-up error.

@@ -1,6 +1,6 @@
-import type { Config } from '../cli/config.js';
+import type { Config } from './config.js';
 import { UserError } from '../core/errors.js';
-import type { Logger } from './logging.js';
+import type { Logger } from '../core/logger.js';
 import { isLocalAddress, mtuOfAddress, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
 import type { Stats } from '../core/counters.js';
 import { warnMissingBootFiles } from '../files/root.js';

@@ -1,6 +1,6 @@
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import type { Logger } from '../daemon/logging.js';
+import type { Logger } from '../core/logger.js';
 import { TftpErrorCode } from '../wire/tftp-packet.js';
 
 /** A file opened for one transfer: positional reads only, so many transfers share the page cache. */

@@ -3,6 +3,10 @@ import { stringOption, u16Option } from '../wire/dhcp-options.js';
 import type { DhcpPacket } from '../wire/dhcp-packet.js';
 import { macToString } from '../wire/ip.js';
 import { archName, canonicalArch } from '../wire/arch.js';
+import { printable } from '../core/text.js';
+
+/** Vendor and user classes are logged up to this many characters. */
+const CLASS_MAX = 64;
 
 /** What a PXE request tells us about its sender: the inputs of boot policy and of log lines. */
 export interface PxeClient {
@@ -39,12 +43,6 @@ function userClassOf(req: DhcpPacket): string | undefined {
   return stringOption(req.options, DhcpOption.USER_CLASS);
 }
 
-/** Printable ASCII only, capped: client strings go into logs (dnsmasq's `sanitise`). */
-export function printable(text: string, max = 64): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, '?');
-  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
-}
-
 /**
  * Check the PXE parts of a decoded request (pxe-protocol.md §1) and describe its sender.
  * Pure: returns the reason instead of throwing.
@@ -70,8 +68,8 @@ export function describeClient(req: DhcpPacket): PxeClient | ClientRejection {
     arch,
     archName: archName(arch),
     archAssumed: archRaw === undefined,
-    vendorClass: printable(vendor.toString('latin1')),
-    ...(userClass !== undefined ? { userClass: printable(userClass) } : {}),
+    vendorClass: printable(vendor.toString('latin1'), CLASS_MAX),
+    ...(userClass !== undefined ? { userClass: printable(userClass, CLASS_MAX) } : {}),
     ...(uuid !== undefined ? { uuid } : {}),
     isIpxe: userClass === USER_CLASS_IPXE || req.options.has(DhcpOption.IPXE_ENCAP),
   };

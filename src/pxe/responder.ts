@@ -1,5 +1,5 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
-import type { Logger } from '../daemon/logging.js';
+import type { Logger } from '../core/logger.js';
 import { RateLimiter, type Stats } from '../core/counters.js';
 import { decodeDhcp, encodeDhcp } from '../wire/dhcp-packet.js';
 import { DecodeError } from '../wire/reader.js';
@@ -59,7 +59,7 @@ export function handleDatagram(
     if (decision.kind === 'ignore') {
       deps.stats.count(decision.reason);
       const level = decision.level ?? 'debug';
-      if (level === 'debug' ? deps.log.isDebugEnabled() : deps.answerLines.take()) {
+      if (level === 'debug' ? deps.log.isLevelEnabled('debug') : deps.answerLines.take()) {
         deps.log.log(level, 'ignored', {
           port,
           from: `${from.address}:${from.port}`,

@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '../daemon/logging.js';
+import type { Logger } from '../core/logger.js';
 import { RateLimiter, Stats } from '../core/counters.js';
 import { DecodeError } from '../wire/reader.js';
 import { DATA_HEADER_LEN, decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';

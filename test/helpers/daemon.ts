@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import type { Config } from '../../src/cli/config.js';
+import type { Config } from '../../src/daemon/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { LogLevel } from '../../src/daemon/logging.js';
 import { memoryLogger } from './log.js';

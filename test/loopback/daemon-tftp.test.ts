@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { parseArgs } from '../../src/cli/args.js';
-import type { Config } from '../../src/cli/config.js';
+import type { Config } from '../../src/daemon/config.js';
 import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
 import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
 import { startTestDaemon, TestClient, type TestDaemon } from '../helpers/daemon.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseArgs, USAGE } from '../../../src/cli/args.js';
-import type { Config } from '../../../src/cli/config.js';
+import type { Config } from '../../../src/daemon/config.js';
 
 function config(argv: string): Config {
   const r = parseArgs(argv.split(' ').filter(Boolean));

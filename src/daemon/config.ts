@@ -1,4 +1,4 @@
-import type { LogFormat, LogLevel } from '../daemon/logging.js';
+import type { LogFormat, LogLevel } from './logging.js';
 import type { ClientPattern } from '../pxe/acl.js';
 import type { EfiMode } from '../pxe/boot.js';
 import type { BootRule } from '../pxe/rules.js';
