@@ -18,13 +18,15 @@ export const USAGE =
 export type RawOptions = Record<string, unknown>;
 
 export type ParseResult =
-  | { kind: 'run'; config: Config; raw: RawOptions }
-  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+  { kind: 'run'; config: Config; raw: RawOptions } | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
 
 /** Long options (the `--config` file uses the same keys) and what each takes. */
 export const OPTIONS = {
   foreground: { alias: 'd', type: 'boolean', desc: 'stay in the foreground, log to stderr' },
-  check: { type: 'boolean', desc: 'check interfaces, ports, TFTP root and boot files, then exit 0 or 1 without serving' },
+  check: {
+    type: 'boolean',
+    desc: 'check interfaces, ports, TFTP root and boot files, then exit 0 or 1 without serving',
+  },
   interface: { alias: 'i', type: 'string', desc: 'serve this interface (repeatable)' },
   'listen-address': { alias: 'l', type: 'string', desc: 'our address, option 54 (default: from -i)' },
   'tftp-address': { alias: 't', type: 'string', desc: 'TFTP server given to clients (default: ours)' },

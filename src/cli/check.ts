@@ -31,7 +31,10 @@ function interfaceLines(config: Config, src: InterfaceSources): CheckLine[] {
   });
   if (config.listenAddress) {
     const ok = isLocalAddress(config.listenAddress, src);
-    lines.push({ ok, text: `listen address ${config.listenAddress}${ok ? ' is ours' : ' is not an address of this host'}` });
+    lines.push({
+      ok,
+      text: `listen address ${config.listenAddress}${ok ? ' is ours' : ' is not an address of this host'}`,
+    });
   }
   return lines;
 }
@@ -39,7 +42,11 @@ function interfaceLines(config: Config, src: InterfaceSources): CheckLine[] {
 function portLine(port: number, purpose: string, holders: NonNullable<CheckDeps['portHolders']>): CheckLine {
   const held = holders(port);
   if (held.length === 0) return { ok: true, text: `UDP port ${port} (${purpose}) is free` };
-  const who = held.map((h) => (h.owner ? `${h.owner.name} (pid ${h.owner.pid}) on ${h.address}` : `a process we may not inspect (run as root to name it) on ${h.address}`));
+  const who = held.map((h) =>
+    h.owner
+      ? `${h.owner.name} (pid ${h.owner.pid}) on ${h.address}`
+      : `a process we may not inspect (run as root to name it) on ${h.address}`,
+  );
   return { ok: false, text: `UDP port ${port} (${purpose}) is in use by ${[...new Set(who)].join(', ')}` };
 }
 
@@ -51,7 +58,11 @@ function readable(path: string, dir: boolean): string | undefined {
     return undefined;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable' : `cannot be read (${code ?? 'error'})`;
+    return code === 'ENOENT'
+      ? 'does not exist'
+      : code === 'EACCES'
+        ? 'is not readable'
+        : `cannot be read (${code ?? 'error'})`;
   }
 }
 
@@ -61,7 +72,9 @@ const URL = /^[a-z][a-z0-9+.-]*:\/\//i;
 function fileLines(config: Config): CheckLine[] {
   const files = bootFiles(policyOf(config));
   if (!config.tftp.enabled) {
-    return [{ ok: true, text: `bundled TFTP off: not checking ${files.join(', ') || 'boot files'} (served elsewhere)` }];
+    return [
+      { ok: true, text: `bundled TFTP off: not checking ${files.join(', ') || 'boot files'} (served elsewhere)` },
+    ];
   }
   const root = resolve(config.tftp.root);
   const rootProblem = readable(root, true);
@@ -90,7 +103,9 @@ function fileLines(config: Config): CheckLine[] {
  */
 export function runCheck(config: Config, deps: CheckDeps = {}): CheckLine[] {
   const holders = deps.portHolders ?? ((port: number) => udpPortHolders(port));
-  const lines: CheckLine[] = [{ ok: true, text: `configuration parses${config.configFile ? ` (${config.configFile})` : ''}` }];
+  const lines: CheckLine[] = [
+    { ok: true, text: `configuration parses${config.configFile ? ` (${config.configFile})` : ''}` },
+  ];
   lines.push(...interfaceLines(config, deps.interfaces ?? systemInterfaces));
   lines.push(portLine(config.ports.dhcp, 'proxyDHCP', holders));
   lines.push(portLine(config.ports.proxy, 'PXE boot server', holders));

@@ -6,15 +6,22 @@ import { parseQuietly } from './yargs-quiet.js';
 import type { ProbeOptions } from '../probe/run.js';
 
 /** pxe-probe's usage line. */
-export const USAGE = 'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';
+export const USAGE =
+  'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';
 
 /** What the command line asks for. */
-export type ProbeParse = { kind: 'run'; options: ProbeOptions; json: boolean } | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
+export type ProbeParse =
+  | { kind: 'run'; options: ProbeOptions; json: boolean }
+  | { kind: 'exit'; code: number; stdout?: string; stderr?: string };
 
 const OPTIONS = {
   interface: { alias: 'i', type: 'string', requiresArg: true, desc: 'interface to probe on (required)' },
   mac: { type: 'string', requiresArg: true, desc: 'client MAC in chaddr (default: the interface MAC)' },
-  arch: { type: 'string', requiresArg: true, desc: 'option 93: bios, efi-x64, efi-arm64, … or a number (default bios)' },
+  arch: {
+    type: 'string',
+    requiresArg: true,
+    desc: 'option 93: bios, efi-x64, efi-arm64, … or a number (default bios)',
+  },
   'user-class': { type: 'string', requiresArg: true, desc: 'option 77; iPXE makes the probe speak like iPXE' },
   uuid: { type: 'string', requiresArg: true, desc: 'option 97 GUID 8-4-4-4-12 (default: zeros + MAC), or none' },
   fetch: { type: 'boolean', desc: 'download the boot file (and a pxelinux config, kernel, initrd) over TFTP' },
@@ -25,7 +32,8 @@ const OPTIONS = {
 } as const;
 
 function macOf(text: string): Buffer {
-  if (!/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(text)) throw new UserError(`--mac: '${text}' is not a MAC address like 52:54:00:12:34:56`);
+  if (!/^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i.test(text))
+    throw new UserError(`--mac: '${text}' is not a MAC address like 52:54:00:12:34:56`);
   return Buffer.from(text.replace(/[:-]/g, ''), 'hex');
 }
 
@@ -43,13 +51,15 @@ function uuidOf(text: string | undefined, mac: Buffer): Buffer | undefined {
   if (text === 'none') return undefined;
   // Default: a GUID that is all zeros but for the MAC, so every probe MAC has its own pxelinux.cfg/<uuid>.
   if (text === undefined) return Buffer.concat([Buffer.alloc(10), mac]);
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text)) throw new UserError(`--uuid: '${text}' is not a UUID like 7e57ab00-0000-4000-8000-525400123456`);
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(text))
+    throw new UserError(`--uuid: '${text}' is not a UUID like 7e57ab00-0000-4000-8000-525400123456`);
   return Buffer.from(text.replace(/-/g, ''), 'hex');
 }
 
 function num(v: unknown, name: string, min: number, max: number, fallback: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new UserError(`--${name} must be a number from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
+    throw new UserError(`--${name} must be a number from ${min} to ${max}`);
   return v;
 }
 
@@ -93,7 +103,12 @@ export function parseProbeArgs(argv: string[]): ProbeParse {
   );
   if (failure) return { kind: 'exit', code: 2, stderr: `pxe-probe: ${failure}\n${USAGE}\n` };
   if (output) return { kind: 'exit', code: 0, stdout: `${output}\n` };
-  if ((parsed._ as unknown[]).length > 0) return { kind: 'exit', code: 2, stderr: `pxe-probe: unexpected argument '${String((parsed._ as unknown[])[0])}'\n${USAGE}\n` };
+  if ((parsed._ as unknown[]).length > 0)
+    return {
+      kind: 'exit',
+      code: 2,
+      stderr: `pxe-probe: unexpected argument '${String((parsed._ as unknown[])[0])}'\n${USAGE}\n`,
+    };
   try {
     return { kind: 'run', options: toOptions(parsed), json: parsed.json === true };
   } catch (err) {
@@ -101,4 +116,3 @@ export function parseProbeArgs(argv: string[]): ProbeParse {
     return { kind: 'exit', code: 2, stderr: `pxe-probe: ${err.message}\n` };
   }
 }
-

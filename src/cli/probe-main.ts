@@ -31,4 +31,3 @@ export async function main(): Promise<void> {
     process.exitCode = 2;
   }
 }
-

@@ -89,7 +89,9 @@ function warnUnreadableRoot(root: string, user: string, log: DaemonLogger): void
   try {
     accessSync(root, constants.R_OK | constants.X_OK);
   } catch {
-    log.warn(`TFTP root ${root} is not readable by user ${user}: every request will fail (make it world-readable, or use --user)`);
+    log.warn(
+      `TFTP root ${root} is not readable by user ${user}: every request will fail (make it world-readable, or use --user)`,
+    );
   }
 }
 
@@ -177,4 +179,3 @@ export function main(): void {
   }
   void run(parsed.config, parsed.raw, detached);
 }
-

@@ -2,7 +2,13 @@ import type { Socket } from 'node:dgram';
 import type { Config } from './config.js';
 import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isLocalAddress, lookupInterface, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
+import {
+  isLocalAddress,
+  lookupInterface,
+  type InterfaceInfo,
+  type InterfaceSources,
+  systemInterfaces,
+} from '../net/interfaces.js';
 import { closeUdp, openConnectedSibling, openUdp } from '../net/udp.js';
 import { bootFiles, type BootPolicy } from '../pxe/boot.js';
 import type { ServerContext } from '../pxe/policy.js';
@@ -92,13 +98,23 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
   try {
     for (const s of sites) {
       const device = s.iface ? { name: s.iface.name, index: s.iface.index } : undefined;
-      const common = { address: config.bindAddress, broadcast: true, reuseAddr: shared, recvBufferSize: RECV_BUFFER, ...(device ? { device } : {}) };
+      const common = {
+        address: config.bindAddress,
+        broadcast: true,
+        reuseAddr: shared,
+        recvBufferSize: RECV_BUFFER,
+        ...(device ? { device } : {}),
+      };
       const dhcp = await openUdp({ ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' });
       sockets.push(dhcp);
       const proxy = await openUdp({ ...common, port: config.ports.proxy, purpose: 'PXE boot server' });
       sockets.push(proxy);
       const to = { address: s.ctx.broadcastAddress, port: s.ctx.clientPort };
-      const broadcaster = await openConnectedSibling(dhcp, { ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' }, to);
+      const broadcaster = await openConnectedSibling(
+        dhcp,
+        { ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' },
+        to,
+      );
       const dhcpOut = createReplySender(dhcp, responderDeps, broadcaster ? { socket: broadcaster, to } : undefined);
       attachResponder('dhcp', dhcp, dhcpOut, s.ctx, responderDeps);
       if (broadcaster) {
@@ -123,7 +139,11 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     await Promise.all(sockets.map(closeUdp));
     throw err;
   }
-  const tftp = await startBundledTftp(config, sites.map((s) => s.iface), { log, stats, bootFiles: bootFiles(policy), ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) }).catch(async (err: unknown) => {
+  const tftp = await startBundledTftp(
+    config,
+    sites.map((s) => s.iface),
+    { log, stats, bootFiles: bootFiles(policy), ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) },
+  ).catch(async (err: unknown) => {
     await Promise.all(sockets.map(closeUdp));
     throw err;
   });

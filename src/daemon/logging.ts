@@ -11,10 +11,7 @@ export type LogFormat = 'text' | 'json';
 
 /** Where log lines go: stderr (foreground, systemd), a file, or syslog (detached). */
 export type LogSink =
-  | { kind: 'stderr' }
-  | { kind: 'file'; path: string }
-  | { kind: 'syslog' }
-  | { kind: 'stream'; stream: Writable };
+  { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'syslog' } | { kind: 'stream'; stream: Writable };
 
 export interface LogOptions {
   level: LogLevel;
@@ -66,7 +63,9 @@ function checkWritable(path: string): void {
   try {
     closeSync(openSync(path, 'a', 0o640));
   } catch (err) {
-    throw new UserError(`cannot write log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UserError(
+      `cannot write log file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 

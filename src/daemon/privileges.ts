@@ -48,7 +48,10 @@ export function lookupAccount(user: string): Account {
   }
   if (!found) {
     try {
-      found = findAccount(execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), user);
+      found = findAccount(
+        execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+        user,
+      );
     } catch {
       /* getent exits 2 for an unknown name */
     }
@@ -77,9 +80,15 @@ export function dropPrivileges(user: string, ids: ProcessIds = process as unknow
     throw new UserError(`cannot drop privileges to ${user}: ${(err as Error).message}`);
   }
   const rootLeft =
-    ids.getuid() === 0 || ids.geteuid() === 0 || ids.getgid() === 0 || ids.getegid() === 0 || ids.getgroups().includes(0);
+    ids.getuid() === 0 ||
+    ids.geteuid() === 0 ||
+    ids.getgid() === 0 ||
+    ids.getegid() === 0 ||
+    ids.getgroups().includes(0);
   if (rootLeft) {
-    throw new UserError(`refusing to run as root: dropping privileges to ${user} (uid ${account.uid}) left root access`);
+    throw new UserError(
+      `refusing to run as root: dropping privileges to ${user} (uid ${account.uid}) left root access`,
+    );
   }
   return { dropped: true, account };
 }

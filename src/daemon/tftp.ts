@@ -1,7 +1,13 @@
 import type { Config } from './config.js';
 import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { isLocalAddress, mtuOfAddress, type InterfaceInfo, type InterfaceSources, systemInterfaces } from '../net/interfaces.js';
+import {
+  isLocalAddress,
+  mtuOfAddress,
+  type InterfaceInfo,
+  type InterfaceSources,
+  systemInterfaces,
+} from '../net/interfaces.js';
 import type { Stats } from '../core/counters.js';
 import { warnMissingBootFiles } from '../files/root.js';
 import { startTftpServer, type TftpListen, type TftpServer } from '../tftp/server.js';
@@ -10,19 +16,31 @@ import { startTftpServer, type TftpListen, type TftpServer } from '../tftp/serve
 export function tftpDisabledReason(config: Config, src: InterfaceSources = systemInterfaces): string | null {
   if (!config.tftp.enabled) return 'disabled with --no-tftp';
   // Drop-in behaviour: -t naming another host means that host serves the files.
-  if (config.tftpAddress && !isLocalAddress(config.tftpAddress, src)) return `files are served by ${config.tftpAddress} (-t)`;
+  if (config.tftpAddress && !isLocalAddress(config.tftpAddress, src))
+    return `files are served by ${config.tftpAddress} (-t)`;
   return null;
 }
 
 /** One listener per served interface (bound to it), or one on the bind address. */
-export function tftpListeners(config: Config, ifaces: readonly (InterfaceInfo | undefined)[], src: InterfaceSources = systemInterfaces): TftpListen[] {
+export function tftpListeners(
+  config: Config,
+  ifaces: readonly (InterfaceInfo | undefined)[],
+  src: InterfaceSources = systemInterfaces,
+): TftpListen[] {
   const base = { address: config.bindAddress, port: config.tftp.port };
   const bound = ifaces.filter((i): i is InterfaceInfo => i !== undefined);
   if (bound.length === 0) {
     const local = config.listenAddress ?? config.bindAddress;
-    return [{ ...base, transferAddress: config.bindAddress, mtu: local === '0.0.0.0' ? 1500 : mtuOfAddress(local, src) }];
+    return [
+      { ...base, transferAddress: config.bindAddress, mtu: local === '0.0.0.0' ? 1500 : mtuOfAddress(local, src) },
+    ];
   }
-  return bound.map((i) => ({ ...base, device: { name: i.name, index: i.index }, transferAddress: i.address, mtu: i.mtu }));
+  return bound.map((i) => ({
+    ...base,
+    device: { name: i.name, index: i.index },
+    transferAddress: i.address,
+    mtu: i.mtu,
+  }));
 }
 
 /**
@@ -55,7 +73,11 @@ export async function startBundledTftp(
     log.warn(`${err.message}; serving proxyDHCP only, files must come from that program`);
     return null;
   }
-  log.info('TFTP server listening', { root: config.tftp.root, ports: server.ports.join(','), 'max-transfers': config.tftp.maxTransfers });
+  log.info('TFTP server listening', {
+    root: config.tftp.root,
+    ports: server.ports.join(','),
+    'max-transfers': config.tftp.maxTransfers,
+  });
   await warnMissingBootFiles(config.tftp.root, deps.bootFiles, log);
   return server;
 }

@@ -46,7 +46,10 @@ function refuse(reason: Refusal['reason']): { ok: false; refusal: Refusal } {
  */
 export function cleanName(requested: string): string[] | null {
   if (CONTROL.test(requested)) return null;
-  const parts = requested.replaceAll('\\', '/').split('/').filter((p) => p !== '' && p !== '.');
+  const parts = requested
+    .replaceAll('\\', '/')
+    .split('/')
+    .filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) return null;
   return parts;
 }

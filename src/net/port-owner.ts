@@ -77,7 +77,9 @@ export function udpPortHolders(port: number, proc = '/proc'): { address: string;
   } catch {
     return [];
   }
-  const entries = parseProcNetUdp(text, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1).filter((e) => e.port === port);
+  const entries = parseProcNetUdp(text, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1).filter(
+    (e) => e.port === port,
+  );
   const owners = socketOwners(new Set(entries.map((e) => e.inode)), proc);
   return entries.map((e) => ({ address: e.address, ...(owners.has(e.inode) ? { owner: owners.get(e.inode)! } : {}) }));
 }

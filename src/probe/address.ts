@@ -10,7 +10,7 @@ export function prefixLength(mask: string | undefined): number {
   if (!mask) return 32;
   const n = ipToNumber(mask);
   const len = Math.clz32(~n >>> 0);
-  const contiguous = len === 0 ? n === 0 : ((0xffffffff << (32 - len)) >>> 0) === n;
+  const contiguous = len === 0 ? n === 0 : (0xffffffff << (32 - len)) >>> 0 === n;
   return contiguous ? len : 32;
 }
 
@@ -25,7 +25,11 @@ export function hasAddress(iface: string, address: string): boolean {
  * undefined when the address was already there (then it is left alone).
  * @throws Error when `ip addr add` fails
  */
-export async function borrowAddress(iface: string, address: string, mask: string | undefined): Promise<(() => Promise<void>) | undefined> {
+export async function borrowAddress(
+  iface: string,
+  address: string,
+  mask: string | undefined,
+): Promise<(() => Promise<void>) | undefined> {
   if (hasAddress(iface, address)) return undefined;
   const cidr = `${address}/${prefixLength(mask)}`;
   await run('ip', ['addr', 'add', cidr, 'dev', iface]);

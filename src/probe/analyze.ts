@@ -1,4 +1,11 @@
-import { BROADCAST_FLAG, DhcpOption, DISCOVERY_USE_BOOT_FILE, messageTypeName, PXE_CLIENT_CLASS, PxeSubOption } from '../wire/dhcp-constants.js';
+import {
+  BROADCAST_FLAG,
+  DhcpOption,
+  DISCOVERY_USE_BOOT_FILE,
+  messageTypeName,
+  PXE_CLIENT_CLASS,
+  PxeSubOption,
+} from '../wire/dhcp-constants.js';
 import { ipOption, stringOption, u8Option, type OptionMap } from '../wire/dhcp-options.js';
 import type { DhcpPacket } from '../wire/dhcp-packet.js';
 import { decodePxeOptions } from '../wire/pxe-options.js';
@@ -57,9 +64,12 @@ function u32OrUndefined(o: OptionMap, code: number): number | undefined {
 
 function menuOf(value: Buffer | undefined): MenuItem[] {
   const items: MenuItem[] = [];
-  for (let i = 0; value && i + 3 <= value.length; ) {
+  for (let i = 0; value && i + 3 <= value.length;) {
     const len = value[i + 2]!;
-    items.push({ type: value.readUInt16BE(i), description: value.toString('latin1', i + 3, Math.min(value.length, i + 3 + len)) });
+    items.push({
+      type: value.readUInt16BE(i),
+      description: value.toString('latin1', i + 3, Math.min(value.length, i + 3 + len)),
+    });
     i += 3 + len;
   }
   return items;
@@ -67,7 +77,7 @@ function menuOf(value: Buffer | undefined): MenuItem[] {
 
 function bootServersOf(value: Buffer | undefined): { type: number; addresses: string[] }[] {
   const out: { type: number; addresses: string[] }[] = [];
-  for (let i = 0; value && i + 3 <= value.length; ) {
+  for (let i = 0; value && i + 3 <= value.length;) {
     const count = value[i + 2]!;
     const addresses: string[] = [];
     for (let k = 0; k < count && i + 3 + 4 * k + 4 <= value.length; k++) {
@@ -100,7 +110,11 @@ function uuidEcho(reply: OptionMap, sent: Buffer | undefined): OfferSummary['uui
  * Summarise a server reply. `sentUuid` is the option 97 value we sent (17 bytes), if any.
  * Pure; a malformed option 43 is reported as such, never thrown.
  */
-export function summarizeOffer(p: DhcpPacket, from: { address: string; port: number }, sentUuid?: Buffer): OfferSummary {
+export function summarizeOffer(
+  p: DhcpPacket,
+  from: { address: string; port: number },
+  sentUuid?: Buffer,
+): OfferSummary {
   const o = p.options;
   const vendor = o.get(DhcpOption.VENDOR_CLASS_ID);
   const pxeClient = vendor !== undefined && vendor.toString('latin1', 0, 9) === PXE_CLIENT_CLASS;
@@ -168,8 +182,16 @@ function planPxe10(o: OfferSummary): BootPlan {
   }
   // EDK2 picks the first menu item when the prompt is absent or its timeout is 0 (PxeBcBoot.c).
   const item = o.menu[0];
-  if (!item) return { kind: 'none', reason: `the offer from ${o.server} has PXE options but neither a boot file with discovery control 8 nor a boot menu` };
-  if (item.type === 0) return { kind: 'none', reason: `the first boot menu item of ${o.server} has type 0, which firmware treats as "boot from local disk"` };
+  if (!item)
+    return {
+      kind: 'none',
+      reason: `the offer from ${o.server} has PXE options but neither a boot file with discovery control 8 nor a boot menu`,
+    };
+  if (item.type === 0)
+    return {
+      kind: 'none',
+      reason: `the first boot menu item of ${o.server} has type 0, which firmware treats as "boot from local disk"`,
+    };
   const listed = o.bootServers.find((s) => s.type === item.type)?.addresses[0];
   const target = listed ?? (o.nextServer !== ZERO ? o.nextServer : o.server);
   return { kind: 'ask-4011', via: o, target, bootItemType: item.type };
@@ -188,12 +210,15 @@ function planBinl(o: OfferSummary): BootPlan {
 export function planBoot(offers: OfferSummary[], firmware: Firmware): BootPlan {
   const lease = offers.find((o) => o.kind === 'address' && o.message === 'OFFER');
   const proxies = offers.filter((o) => o.kind === 'proxy');
-  const leaseFile = lease?.bootFile ? { kind: 'direct' as const, via: lease, nextServer: lease.nextServer, file: lease.bootFile } : undefined;
+  const leaseFile = lease?.bootFile
+    ? { kind: 'direct' as const, via: lease, nextServer: lease.nextServer, file: lease.bootFile }
+    : undefined;
   if (firmware === 'ipxe') {
     if (leaseFile) return leaseFile;
     const p = proxies[0];
     if (!p) return { kind: 'none', reason: 'no offer carried a boot file' };
-    if (p.bootFile && p.nextServer !== ZERO) return { kind: 'direct', via: p, nextServer: p.nextServer, file: p.bootFile };
+    if (p.bootFile && p.nextServer !== ZERO)
+      return { kind: 'direct', via: p, nextServer: p.nextServer, file: p.bootFile };
     if (p.menu.length > 0) return planPxe10(p);
     return { kind: 'ask-4011', via: p, target: p.server };
   }

@@ -32,8 +32,8 @@ export function firmwareOf(id: ProbeIdentity): Firmware {
 
 /** Option 55 of OVMF's DISCOVER (test/fixtures/ovmf-edk2-discover.hex): 35 codes. */
 const EDK2_PARAMETERS = [
-  1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128, 129,
-  130, 131, 132, 133, 134, 135,
+  1, 2, 3, 4, 5, 6, 12, 13, 15, 17, 18, 22, 23, 28, 40, 41, 42, 43, 50, 51, 54, 58, 59, 60, 66, 67, 97, 128, 129, 130,
+  131, 132, 133, 134, 135,
 ] as const;
 
 /** Option 55 of iPXE's DISCOVER (test/fixtures/ipxe-bios-rom-discover.hex); BIOS ROMs ask the same core. */
@@ -86,14 +86,37 @@ function pxeOptions(id: ProbeIdentity): [number, Buffer][] {
     id.userClass !== undefined ? [[DhcpOption.USER_CLASS, Buffer.from(id.userClass, 'latin1')]] : [];
   if (fw === 'edk2') {
     // PxeBcDhcp4.c builds 57, 55, 97, 94, 93, 60 in this order (ovmf-edk2-discover.hex).
-    return [maxSize, [DhcpOption.PARAMETER_LIST, Buffer.from(EDK2_PARAMETERS)], ...uuidOption(id), ndi, arch, vendor, ...userClass];
+    return [
+      maxSize,
+      [DhcpOption.PARAMETER_LIST, Buffer.from(EDK2_PARAMETERS)],
+      ...uuidOption(id),
+      ndi,
+      arch,
+      vendor,
+      ...userClass,
+    ];
   }
   // iPXE's dhcp.c: 57, 93, 94, 60, 77, 55, (175), 61, 97 (ipxe-bios-rom-discover.hex).
   const clientId: [number, Buffer] = [DhcpOption.CLIENT_ID, Buffer.concat([Buffer.of(1), id.mac])];
-  return [maxSize, arch, ndi, vendor, ...userClass, [DhcpOption.PARAMETER_LIST, Buffer.from(IPXE_PARAMETERS)], clientId, ...uuidOption(id)];
+  return [
+    maxSize,
+    arch,
+    ndi,
+    vendor,
+    ...userClass,
+    [DhcpOption.PARAMETER_LIST, Buffer.from(IPXE_PARAMETERS)],
+    clientId,
+    ...uuidOption(id),
+  ];
 }
 
-function packet(id: ProbeIdentity, xid: number, options: [number, Buffer][], clientIp = '0.0.0.0', flags = BROADCAST_FLAG): DhcpPacket {
+function packet(
+  id: ProbeIdentity,
+  xid: number,
+  options: [number, Buffer][],
+  clientIp = '0.0.0.0',
+  flags = BROADCAST_FLAG,
+): DhcpPacket {
   const chaddr = Buffer.alloc(16);
   id.mac.copy(chaddr);
   return {
@@ -170,5 +193,11 @@ export function buildBootRequest(id: ProbeIdentity, xid: number, req: BootReques
 export function buildRelease(id: ProbeIdentity, xid: number, serverId: string, address: string): DhcpPacket {
   const clientId: [number, Buffer] = [DhcpOption.CLIENT_ID, Buffer.concat([Buffer.of(1), id.mac])];
   const ids: [number, Buffer][] = firmwareOf(id) === 'edk2' ? [] : [clientId];
-  return packet(id, xid, [messageType(MessageType.RELEASE), [DhcpOption.SERVER_ID, ipToBytes(serverId)], ...ids], address, 0);
+  return packet(
+    id,
+    xid,
+    [messageType(MessageType.RELEASE), [DhcpOption.SERVER_ID, ipToBytes(serverId)], ...ids],
+    address,
+    0,
+  );
 }

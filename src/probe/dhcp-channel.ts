@@ -30,8 +30,18 @@ export interface DhcpChannel {
 type Waiter = (r: Received) => void;
 
 /** Open the channel on an interface. @throws UserError when port 68 cannot be bound */
-export async function openDhcpChannel(device: { name: string; index: number }, port: number = DhcpPort.CLIENT): Promise<DhcpChannel> {
-  const socket: Socket = await openUdp({ port, address: '0.0.0.0', device, broadcast: true, reuseAddr: true, purpose: 'DHCP client' });
+export async function openDhcpChannel(
+  device: { name: string; index: number },
+  port: number = DhcpPort.CLIENT,
+): Promise<DhcpChannel> {
+  const socket: Socket = await openUdp({
+    port,
+    address: '0.0.0.0',
+    device,
+    broadcast: true,
+    reuseAddr: true,
+    purpose: 'DHCP client',
+  });
   const start = Date.now();
   const waiters = new Set<Waiter>();
   let malformed = 0;

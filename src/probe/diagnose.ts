@@ -28,7 +28,7 @@ function routerTraps(lease: OfferSummary): Finding[] {
         `The DHCP server ${lease.server} already hands out ${lease.bootFile ? `boot file "${lease.bootFile}"` : ''}` +
         `${lease.bootFile && lease.tftpServerName !== undefined ? ' and ' : ''}` +
         `${lease.tftpServerName !== undefined ? `TFTP server "${lease.tftpServerName}" (option 66)` : ''}: ` +
-        'many clients (iPXE always) prefer it to the proxy\'s answer.',
+        "many clients (iPXE always) prefer it to the proxy's answer.",
     });
   }
   return out;
@@ -52,12 +52,30 @@ function proxyTraps(proxies: OfferSummary[], res: ProbeResult): Finding[] {
   }
   for (const p of proxies) {
     if (p.uuidEcho === 'missing' || p.uuidEcho === 'differs') {
-      out.push({ level: 'note', code: 'uuid-not-echoed', text: `The proxy ${p.server} did not echo option 97 (PXE 2.1 says servers must); most firmware does not check.` });
+      out.push({
+        level: 'note',
+        code: 'uuid-not-echoed',
+        text: `The proxy ${p.server} did not echo option 97 (PXE 2.1 says servers must); most firmware does not check.`,
+      });
     }
-    if (p.vendorShape === 'wfm11a') out.push({ level: 'warning', code: 'wfm11a', text: `The proxy ${p.server} sends only multicast-TFTP PXE options (WfM 1.1a): EDK2 drops such offers.` });
-    if (p.vendorShape === 'malformed') out.push({ level: 'error', code: 'bad-option-43', text: `Option 43 from ${p.server} is not a valid sub-option list.` });
+    if (p.vendorShape === 'wfm11a')
+      out.push({
+        level: 'warning',
+        code: 'wfm11a',
+        text: `The proxy ${p.server} sends only multicast-TFTP PXE options (WfM 1.1a): EDK2 drops such offers.`,
+      });
+    if (p.vendorShape === 'malformed')
+      out.push({
+        level: 'error',
+        code: 'bad-option-43',
+        text: `Option 43 from ${p.server} is not a valid sub-option list.`,
+      });
     if (p.vendorShape === 'bypass' && p.bootFile && p.nextServer === '0.0.0.0') {
-      out.push({ level: 'warning', code: 'no-next-server', text: `The proxy ${p.server} offers "${p.bootFile}" with siaddr 0.0.0.0: pxelinux and many ROMs take the TFTP server from siaddr only.` });
+      out.push({
+        level: 'warning',
+        code: 'no-next-server',
+        text: `The proxy ${p.server} offers "${p.bootFile}" with siaddr 0.0.0.0: pxelinux and many ROMs take the TFTP server from siaddr only.`,
+      });
     }
   }
   return out;
@@ -66,22 +84,42 @@ function proxyTraps(proxies: OfferSummary[], res: ProbeResult): Finding[] {
 function exchangeTraps(res: ProbeResult): Finding[] {
   const out: Finding[] = [];
   if (res.offers.every((o) => o.kind !== 'address')) {
-    out.push({ level: 'error', code: 'no-address', text: 'No DHCP server offered an address: real firmware stops here. Is the DHCP server (router) reachable on this interface?' });
+    out.push({
+      level: 'error',
+      code: 'no-address',
+      text: 'No DHCP server offered an address: real firmware stops here. Is the DHCP server (router) reachable on this interface?',
+    });
   } else if (!res.lease?.acked) {
-    out.push({ level: 'error', code: 'lease-refused', text: `The DHCP server ${res.lease?.server ?? '?'} did not acknowledge our request (${res.lease?.answer ?? 'none'}).` });
+    out.push({
+      level: 'error',
+      code: 'lease-refused',
+      text: `The DHCP server ${res.lease?.server ?? '?'} did not acknowledge our request (${res.lease?.answer ?? 'none'}).`,
+    });
   }
   if (res.plan.kind === 'none' && res.offers.some((o) => o.kind === 'proxy')) {
     out.push({ level: 'error', code: 'no-boot-file', text: `No usable boot answer: ${res.plan.reason}.` });
   }
   const br = res.bootRequest;
   if (br && !br.answered) {
-    out.push({ level: 'error', code: 'no-4011-answer', text: `Nobody answered the boot request sent to ${br.target} port 4011 (what firmware shows as PXE-E55 or "No response").` });
+    out.push({
+      level: 'error',
+      code: 'no-4011-answer',
+      text: `Nobody answered the boot request sent to ${br.target} port 4011 (what firmware shows as PXE-E55 or "No response").`,
+    });
   }
   if (br?.answered && br.sourcePort !== 4011) {
-    out.push({ level: 'warning', code: '4011-wrong-port', text: `The port 4011 answer came from port ${br.sourcePort}: iPXE discards answers not sent from 4011.` });
+    out.push({
+      level: 'warning',
+      code: '4011-wrong-port',
+      text: `The port 4011 answer came from port ${br.sourcePort}: iPXE discards answers not sent from 4011.`,
+    });
   }
   if (br?.answered && !br.reply?.bootFile) {
-    out.push({ level: 'error', code: '4011-no-file', text: `The port 4011 answer from ${br.target} names no boot file.` });
+    out.push({
+      level: 'error',
+      code: '4011-no-file',
+      text: `The port 4011 answer from ${br.target} names no boot file.`,
+    });
   }
   return out;
 }
@@ -91,16 +129,32 @@ function fetchTraps(res: ProbeResult): Finding[] {
   for (const t of res.fetch?.transfers ?? []) {
     if (t.ok || !t.failure) continue;
     if (t.failure.kind === 'timeout') {
-      out.push({ level: 'error', code: 'tftp-unreachable', text: `The TFTP server ${t.server} did not answer for "${t.file}": is a TFTP server running there, and is UDP 69 open?` });
+      out.push({
+        level: 'error',
+        code: 'tftp-unreachable',
+        text: `The TFTP server ${t.server} did not answer for "${t.file}": is a TFTP server running there, and is UDP 69 open?`,
+      });
     } else if (t.failure.kind === 'error' && t.failure.code === 1) {
-      out.push({ level: 'error', code: 'tftp-file-missing', text: `The TFTP server ${t.server} has no file "${t.file}" (${t.role}): check the name and the TFTP root.` });
+      out.push({
+        level: 'error',
+        code: 'tftp-file-missing',
+        text: `The TFTP server ${t.server} has no file "${t.file}" (${t.role}): check the name and the TFTP root.`,
+      });
     } else {
-      out.push({ level: 'error', code: 'tftp-failed', text: `Fetching "${t.file}" from ${t.server} failed: ${t.failure.message}.` });
+      out.push({
+        level: 'error',
+        code: 'tftp-failed',
+        text: `Fetching "${t.file}" from ${t.server} failed: ${t.failure.message}.`,
+      });
     }
   }
   const px = res.fetch?.pxelinux;
   if (px && !px.config && px.searched.every((s) => !s.found)) {
-    out.push({ level: 'error', code: 'pxelinux-no-config', text: `pxelinux would find no config file: none of ${px.searched.length} names exists (last: ${px.searched.at(-1)?.file ?? '-'}).` });
+    out.push({
+      level: 'error',
+      code: 'pxelinux-no-config',
+      text: `pxelinux would find no config file: none of ${px.searched.length} names exists (last: ${px.searched.at(-1)?.file ?? '-'}).`,
+    });
   } else if (px?.config && !px.entry) {
     out.push({ level: 'error', code: 'pxelinux-no-entry', text: `${px.config} has no default entry with a kernel.` });
   }

@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { configSearchOrder, defaultBootEntry, isPxelinux, parsePxelinuxConfig, pathPrefix, resolvePath, type BootEntry } from './pxelinux.js';
+import {
+  configSearchOrder,
+  defaultBootEntry,
+  isPxelinux,
+  parsePxelinuxConfig,
+  pathPrefix,
+  resolvePath,
+  type BootEntry,
+} from './pxelinux.js';
 import { tftpGet, type TftpFailure, type TftpGetOptions, type TftpResult } from './tftp-client.js';
 
 /** One TFTP download as reported. */
@@ -75,7 +83,16 @@ const MAX_INCLUDE_DEPTH = 4;
 export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise<FetchReport> {
   const transfers: TransferReport[] = [];
   const one = async (role: string, file: string, opts: Partial<TftpGetOptions> = {}): Promise<TftpResult> => {
-    const r = await get({ server: plan.server, file, blksize: plan.blksize, windowsize: plan.windowsize, tsize: true, ...(plan.port ? { port: plan.port } : {}), ...(plan.timeoutMs ? { timeoutMs: plan.timeoutMs } : {}), ...opts });
+    const r = await get({
+      server: plan.server,
+      file,
+      blksize: plan.blksize,
+      windowsize: plan.windowsize,
+      tsize: true,
+      ...(plan.port ? { port: plan.port } : {}),
+      ...(plan.timeoutMs ? { timeoutMs: plan.timeoutMs } : {}),
+      ...opts,
+    });
     transfers.push(report(role, file, plan.server, r));
     return r;
   };
@@ -105,7 +122,12 @@ export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise
     const r = await one('config', inc, { blksize: 1408, windowsize: undefined });
     if (!r.ok) break;
     const next = parsePxelinuxConfig(r.data.toString('latin1'));
-    cfg = { ...next, defaultEntry: cfg.defaultEntry ?? next.defaultEntry, labels: [...cfg.labels, ...next.labels], includes: next.includes };
+    cfg = {
+      ...next,
+      defaultEntry: cfg.defaultEntry ?? next.defaultEntry,
+      labels: [...cfg.labels, ...next.labels],
+      includes: next.includes,
+    };
   }
   const entry = defaultBootEntry(cfg);
   if (!entry) return { transfers, pxelinux: { searched, config: config! }, ok: false };

@@ -102,13 +102,19 @@ function isModule(entry: string): boolean {
  * a kernel command line. Undefined when nothing bootable is found.
  */
 export function defaultBootEntry(cfg: PxelinuxConfig): BootEntry | undefined {
-  const byName = (n?: string): PxelinuxLabel | undefined => (n ? cfg.labels.find((l) => l.name === n.split(/\s+/)[0]) : undefined);
+  const byName = (n?: string): PxelinuxLabel | undefined =>
+    n ? cfg.labels.find((l) => l.name === n.split(/\s+/)[0]) : undefined;
   let chosen = byName(cfg.defaultEntry);
   if (!chosen && (cfg.defaultEntry === undefined || isModule(cfg.defaultEntry))) {
     chosen = cfg.labels.find((l) => l.menuDefault) ?? byName(cfg.ontimeout) ?? cfg.labels[0];
   }
   if (chosen?.kernel) {
-    return { label: chosen.name, kernel: chosen.kernel, initrd: chosen.initrd, ...(chosen.append ? { append: chosen.append } : {}) };
+    return {
+      label: chosen.name,
+      kernel: chosen.kernel,
+      initrd: chosen.initrd,
+      ...(chosen.append ? { append: chosen.append } : {}),
+    };
   }
   if (!chosen && cfg.defaultEntry && !isModule(cfg.defaultEntry)) {
     const [kernel, ...args] = cfg.defaultEntry.split(/\s+/);

@@ -5,7 +5,8 @@ import type { ProbeResult } from './run.js';
 function vendorText(o: OfferSummary): string {
   if (o.vendorShape === 'none') return 'none';
   if (o.vendorShape === 'bypass') return `bypass (6=${o.discoveryControl})`;
-  if (o.vendorShape === 'menu') return `menu: ${o.menu.map((m) => `${m.type.toString(16)}:"${m.description}"`).join(' ')}`;
+  if (o.vendorShape === 'menu')
+    return `menu: ${o.menu.map((m) => `${m.type.toString(16)}:"${m.description}"`).join(' ')}`;
   return o.vendorShape;
 }
 
@@ -27,12 +28,18 @@ export function offerTable(offers: OfferSummary[]): string {
   if (offers.length === 0) return 'Offers: none\n';
   const cells = ROWS.map(([label, f]) => [label, ...offers.map(f)]);
   const widths = cells[0]!.map((_, c) => Math.max(...cells.map((row) => row[c]!.length)));
-  const lines = cells.map((row) => row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  const lines = cells.map((row) =>
+    row
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
   return `Offers (${offers.length}):\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 }
 
 function transferLine(t: TransferReport): string {
-  if (!t.ok) return `  ${t.role.padEnd(9)} ${t.file}: FAILED (${t.failure?.kind === 'error' ? `${t.failure.name}: ${t.failure.message}` : t.failure?.message})`;
+  if (!t.ok)
+    return `  ${t.role.padEnd(9)} ${t.file}: FAILED (${t.failure?.kind === 'error' ? `${t.failure.name}: ${t.failure.message}` : t.failure?.message})`;
   return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, blksize ${t.blksize}, windowsize ${t.windowsize}${t.tsize !== undefined ? `, tsize ${t.tsize}` : ''}) sha256 ${t.sha256}`;
 }
 
@@ -40,11 +47,22 @@ function exchangeText(r: ProbeResult): string[] {
   const lines: string[] = [];
   if (r.lease) lines.push(`Lease: ${r.lease.address} from ${r.lease.server}: ${r.lease.answer}`);
   if (r.plan.kind === 'ask-4011') {
-    lines.push(`Next: boot request to ${r.plan.target}:4011${r.plan.bootItemType !== undefined ? ` (boot server discovery, item type ${r.plan.bootItemType})` : ''}`);
+    lines.push(
+      `Next: boot request to ${r.plan.target}:4011${r.plan.bootItemType !== undefined ? ` (boot server discovery, item type ${r.plan.bootItemType})` : ''}`,
+    );
   }
   const br = r.bootRequest;
-  if (br) lines.push(br.answered ? `Port 4011: ${br.reply?.message} from ${br.target}:${br.sourcePort}, file "${br.reply?.bootFile ?? ''}"` : `Port 4011: no answer from ${br.target}`);
-  lines.push(r.final ? `Boot: "${r.final.file}" from TFTP server ${r.final.nextServer} (answer of ${r.final.from})` : 'Boot: nothing to boot');
+  if (br)
+    lines.push(
+      br.answered
+        ? `Port 4011: ${br.reply?.message} from ${br.target}:${br.sourcePort}, file "${br.reply?.bootFile ?? ''}"`
+        : `Port 4011: no answer from ${br.target}`,
+    );
+  lines.push(
+    r.final
+      ? `Boot: "${r.final.file}" from TFTP server ${r.final.nextServer} (answer of ${r.final.from})`
+      : 'Boot: nothing to boot',
+  );
   return lines;
 }
 
@@ -54,8 +72,13 @@ function fetchText(r: ProbeResult): string[] {
   const px = r.fetch.pxelinux;
   lines.push(...r.fetch.transfers.filter((t) => t.role === 'boot file').map(transferLine));
   if (px) {
-    lines.push(`  pxelinux config search: ${px.searched.map((s) => `${s.file.replace(/^.*pxelinux\.cfg\//, '')}${s.found ? ' (found)' : ''}`).join(', ')}`);
-    if (px.entry) lines.push(`  default entry "${px.entry.label}": kernel ${px.entry.kernel}${px.entry.initrd.length ? `, initrd ${px.entry.initrd.join(',')}` : ''}`);
+    lines.push(
+      `  pxelinux config search: ${px.searched.map((s) => `${s.file.replace(/^.*pxelinux\.cfg\//, '')}${s.found ? ' (found)' : ''}`).join(', ')}`,
+    );
+    if (px.entry)
+      lines.push(
+        `  default entry "${px.entry.label}": kernel ${px.entry.kernel}${px.entry.initrd.length ? `, initrd ${px.entry.initrd.join(',')}` : ''}`,
+      );
   }
   lines.push(...r.fetch.transfers.filter((t) => t.role !== 'boot file').map(transferLine));
   return lines;
@@ -66,7 +89,18 @@ export function textReport(r: ProbeResult): string {
   const head = `pxe-probe on ${r.interface}: MAC ${r.mac}, arch ${r.arch} (${r.archName}), as ${r.firmware}`;
   const findings = r.findings.map((f) => `${f.level.toUpperCase()}: ${f.text}`);
   const verdict = r.ok ? 'RESULT: OK, a boot file was offered' + (r.fetch ? ' and fetched' : '') : 'RESULT: FAILED';
-  return [head, '', offerTable(r.offers), ...exchangeText(r), ...fetchText(r), ...(r.lease?.acked ? [`Released: ${r.released ? 'yes' : 'no'}`] : []), '', ...findings, verdict, ''].join('\n');
+  return [
+    head,
+    '',
+    offerTable(r.offers),
+    ...exchangeText(r),
+    ...fetchText(r),
+    ...(r.lease?.acked ? [`Released: ${r.released ? 'yes' : 'no'}`] : []),
+    '',
+    ...findings,
+    verdict,
+    '',
+  ].join('\n');
 }
 
 /** The `--json` report: one object, stable keys. */

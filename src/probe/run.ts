@@ -7,7 +7,15 @@ import { u8Option } from '../wire/dhcp-options.js';
 import { isIPv4, macToString } from '../wire/ip.js';
 import { borrowAddress } from './address.js';
 import { planBoot, summarizeOffer, type BootPlan, type OfferSummary } from './analyze.js';
-import { buildBootRequest, buildDiscover, buildRelease, buildRequest, firmwareOf, type Firmware, type ProbeIdentity } from './client-packets.js';
+import {
+  buildBootRequest,
+  buildDiscover,
+  buildRelease,
+  buildRequest,
+  firmwareOf,
+  type Firmware,
+  type ProbeIdentity,
+} from './client-packets.js';
 import { openDhcpChannel, type DhcpChannel, type Received } from './dhcp-channel.js';
 import { diagnose, type Finding } from './diagnose.js';
 import { fetchBoot, type FetchReport } from './fetch.js';
@@ -100,36 +108,69 @@ async function discover(ch: DhcpChannel, o: ProbeOptions, id: number): Promise<R
 }
 
 /** REQUEST/ACK for the router's offer (RFC 2131 §4.3.2). */
-async function takeLease(ch: DhcpChannel, o: ProbeOptions, id: number, offer: OfferSummary): Promise<ProbeResult['lease']> {
-  const match = (r: Received): boolean => r.packet.transactionId === id && (type(r) === MessageType.ACK || type(r) === MessageType.NAK);
+async function takeLease(
+  ch: DhcpChannel,
+  o: ProbeOptions,
+  id: number,
+  offer: OfferSummary,
+): Promise<ProbeResult['lease']> {
+  const match = (r: Received): boolean =>
+    r.packet.transactionId === id && (type(r) === MessageType.ACK || type(r) === MessageType.NAK);
   for (let tries = 0; tries < 3; tries++) {
     await ch.send(buildRequest(o, id, offer.server, offer.yourIp), '255.255.255.255', DhcpPort.SERVER);
     const r = await ch.first(match, 1500);
     if (!r) continue;
     const acked = type(r) === MessageType.ACK;
     const ack = summarizeOffer(r.packet, r.from);
-    return { address: offer.yourIp, server: offer.server, ...(ack.subnetMask ?? offer.subnetMask ? { subnetMask: ack.subnetMask ?? offer.subnetMask! } : {}), acked, answer: acked ? 'ACK' : 'NAK' };
+    return {
+      address: offer.yourIp,
+      server: offer.server,
+      ...((ack.subnetMask ?? offer.subnetMask) ? { subnetMask: ack.subnetMask ?? offer.subnetMask! } : {}),
+      acked,
+      answer: acked ? 'ACK' : 'NAK',
+    };
   }
   return { address: offer.yourIp, server: offer.server, acked: false, answer: 'none' };
 }
 
 /** The port 4011 request (pxe-protocol.md §3.1), with EDK2's growing waits. */
-async function askBootServer(ch: DhcpChannel, o: ProbeOptions, plan: Extract<BootPlan, { kind: 'ask-4011' }>, clientIp: string): Promise<ProbeResult['bootRequest']> {
+async function askBootServer(
+  ch: DhcpChannel,
+  o: ProbeOptions,
+  plan: Extract<BootPlan, { kind: 'ask-4011' }>,
+  clientIp: string,
+): Promise<ProbeResult['bootRequest']> {
   const id = xid();
-  const req = buildBootRequest(o, id, { clientIp, serverId: plan.via.server, ...(plan.bootItemType !== undefined ? { bootItemType: plan.bootItemType } : {}) });
+  const req = buildBootRequest(o, id, {
+    clientIp,
+    serverId: plan.via.server,
+    ...(plan.bootItemType !== undefined ? { bootItemType: plan.bootItemType } : {}),
+  });
   const match = (r: Received): boolean => r.packet.transactionId === id && r.from.address === plan.target;
   for (const wait of [1000, 2000, 2000]) {
     await ch.send(req, plan.target, DhcpPort.PROXY);
     const r = await ch.first(match, wait);
-    if (r) return { target: plan.target, answered: true, sourcePort: r.from.port, reply: summarizeOffer(r.packet, r.from, o.uuid && Buffer.concat([Buffer.of(0), o.uuid])) };
+    if (r)
+      return {
+        target: plan.target,
+        answered: true,
+        sourcePort: r.from.port,
+        reply: summarizeOffer(r.packet, r.from, o.uuid && Buffer.concat([Buffer.of(0), o.uuid])),
+      };
   }
   return { target: plan.target, answered: false };
 }
 
 function finalOf(res: ProbeResult): FinalAnswer | undefined {
-  if (res.plan.kind === 'direct') return { nextServer: res.plan.nextServer, file: res.plan.file, from: res.plan.via.server };
+  if (res.plan.kind === 'direct')
+    return { nextServer: res.plan.nextServer, file: res.plan.file, from: res.plan.via.server };
   const reply = res.bootRequest?.reply;
-  if (reply?.bootFile) return { nextServer: reply.nextServer !== '0.0.0.0' ? reply.nextServer : reply.server, file: reply.bootFile, from: reply.server };
+  if (reply?.bootFile)
+    return {
+      nextServer: reply.nextServer !== '0.0.0.0' ? reply.nextServer : reply.server,
+      file: reply.bootFile,
+      from: reply.server,
+    };
   return undefined;
 }
 
@@ -152,7 +193,18 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
   const index = ifindexOf(o.iface);
   const ch = await openDhcpChannel({ name: o.iface, index });
   const sentUuid = o.uuid && Buffer.concat([Buffer.of(0), o.uuid]);
-  const res: ProbeResult = { interface: o.iface, mac: macToString(o.mac), arch: o.arch, archName: archName(o.arch), firmware: firmwareOf(o), offers: [], plan: { kind: 'none', reason: 'no offers' }, released: false, findings: [], ok: false };
+  const res: ProbeResult = {
+    interface: o.iface,
+    mac: macToString(o.mac),
+    arch: o.arch,
+    archName: archName(o.arch),
+    firmware: firmwareOf(o),
+    offers: [],
+    plan: { kind: 'none', reason: 'no offers' },
+    released: false,
+    findings: [],
+    ok: false,
+  };
   try {
     const id = xid();
     res.offers = (await discover(ch, o, id)).map((r) => summarizeOffer(r.packet, r.from, sentUuid));
@@ -163,15 +215,28 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
       const giveBack = await borrowAddress(o.iface, res.lease.address, res.lease.subnetMask);
       if (giveBack) undo.push(once(giveBack));
       const lease = res.lease;
-      undo.unshift(once(async () => {
-        await ch.send(buildRelease(o, xid(), lease.server, lease.address), lease.server, DhcpPort.SERVER).then(() => (res.released = true), () => undefined);
-      }));
+      undo.unshift(
+        once(async () => {
+          await ch.send(buildRelease(o, xid(), lease.server, lease.address), lease.server, DhcpPort.SERVER).then(
+            () => (res.released = true),
+            () => undefined,
+          );
+        }),
+      );
       if (res.plan.kind === 'ask-4011') res.bootRequest = await askBootServer(ch, o, res.plan, lease.address);
     }
     const final = finalOf(res);
     if (final) res.final = final;
     if (o.fetch && res.final && res.lease?.acked) {
-      res.fetch = await fetchBoot({ server: tftpServerOf(res), bootFile: res.final.file, mac: o.mac, clientIp: res.lease.address, ...(o.uuid ? { uuid: o.uuid } : {}), blksize: o.blksize ?? mtuOf(o.iface) - 32, windowsize: o.windowsize });
+      res.fetch = await fetchBoot({
+        server: tftpServerOf(res),
+        bootFile: res.final.file,
+        mac: o.mac,
+        clientIp: res.lease.address,
+        ...(o.uuid ? { uuid: o.uuid } : {}),
+        blksize: o.blksize ?? mtuOf(o.iface) - 32,
+        windowsize: o.windowsize,
+      });
     }
   } finally {
     for (const step of undo) await step();

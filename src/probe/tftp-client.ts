@@ -1,7 +1,15 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { closeUdp } from '../net/udp.js';
 import { DecodeError } from '../wire/reader.js';
-import { decodeTftp, DEFAULT_BLOCK_SIZE, encodeTftp, TFTP_PORT, TftpErrorCode, tftpErrorName, type TftpPacket } from '../wire/tftp-packet.js';
+import {
+  decodeTftp,
+  DEFAULT_BLOCK_SIZE,
+  encodeTftp,
+  TFTP_PORT,
+  TftpErrorCode,
+  tftpErrorName,
+  type TftpPacket,
+} from '../wire/tftp-packet.js';
 
 export interface TftpGetOptions {
   server: string;
@@ -45,16 +53,29 @@ function requestOptions(o: TftpGetOptions): Map<string, string> {
 }
 
 /** Check an OACK against what we asked (RFC 2347: never more than requested). */
-function acceptOack(options: ReadonlyMap<string, string>, o: TftpGetOptions): { blksize: number; windowsize: number; tsize?: number } | string {
+function acceptOack(
+  options: ReadonlyMap<string, string>,
+  o: TftpGetOptions,
+): { blksize: number; windowsize: number; tsize?: number } | string {
   const blk = options.get('blksize');
   const win = options.get('windowsize');
   const ts = options.get('tsize');
   const blksize = blk === undefined ? DEFAULT_BLOCK_SIZE : Number(blk);
   const windowsize = win === undefined ? 1 : Number(win);
-  if (!Number.isInteger(blksize) || blksize < 8 || (o.blksize !== undefined && blksize > o.blksize) || (blk !== undefined && o.blksize === undefined)) {
+  if (
+    !Number.isInteger(blksize) ||
+    blksize < 8 ||
+    (o.blksize !== undefined && blksize > o.blksize) ||
+    (blk !== undefined && o.blksize === undefined)
+  ) {
     return `the server answered blksize ${blk}, we asked ${o.blksize ?? 'none'}`;
   }
-  if (!Number.isInteger(windowsize) || windowsize < 1 || (o.windowsize !== undefined && windowsize > o.windowsize) || (win !== undefined && o.windowsize === undefined)) {
+  if (
+    !Number.isInteger(windowsize) ||
+    windowsize < 1 ||
+    (o.windowsize !== undefined && windowsize > o.windowsize) ||
+    (win !== undefined && o.windowsize === undefined)
+  ) {
     return `the server answered windowsize ${win}, we asked ${o.windowsize ?? 'none'}`;
   }
   const tsize = ts === undefined ? undefined : Number(ts);
@@ -111,7 +132,12 @@ function transfer(socket: Socket, o: TftpGetOptions, start: number): Promise<Tft
     const arm = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        if (++tries > retries) return finish({ ok: false, failure: { kind: 'timeout', message: `no answer from ${o.server}:${lastTo} after ${retries + 1} tries` }, ms: Date.now() - start });
+        if (++tries > retries)
+          return finish({
+            ok: false,
+            failure: { kind: 'timeout', message: `no answer from ${o.server}:${lastTo} after ${retries + 1} tries` },
+            ms: Date.now() - start,
+          });
         socket.send(last, lastTo, o.server);
         arm();
       }, timeoutMs);
@@ -143,7 +169,15 @@ function transfer(socket: Socket, o: TftpGetOptions, start: number): Promise<Tft
         inWindow = 0;
         ack(block);
       }
-      if (lastBlock) finish({ ok: true, data: Buffer.concat(chunks), ms: Date.now() - start, blksize, windowsize, ...(tsize !== undefined ? { tsize } : {}) });
+      if (lastBlock)
+        finish({
+          ok: true,
+          data: Buffer.concat(chunks),
+          ms: Date.now() - start,
+          blksize,
+          windowsize,
+          ...(tsize !== undefined ? { tsize } : {}),
+        });
       else arm();
     };
     socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
@@ -162,7 +196,11 @@ function transfer(socket: Socket, o: TftpGetOptions, start: number): Promise<Tft
       }
       switch (p.kind) {
         case 'error':
-          return finish({ ok: false, failure: { kind: 'error', code: p.code, name: tftpErrorName(p.code), message: p.message }, ms: Date.now() - start });
+          return finish({
+            ok: false,
+            failure: { kind: 'error', code: p.code, name: tftpErrorName(p.code), message: p.message },
+            ms: Date.now() - start,
+          });
         case 'oack': {
           if (received > 0) return;
           const accepted = acceptOack(p.options, o);

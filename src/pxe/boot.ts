@@ -76,7 +76,11 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
   let answer: Pick<BootChoice, 'file' | 'nextServer' | 'rule'>;
   if (found) {
     const { rule, index } = found;
-    answer = { file: rule.file, rule: ruleLabel(rule, index), ...(rule.nextServer ? { nextServer: rule.nextServer } : {}) };
+    answer = {
+      file: rule.file,
+      rule: ruleLabel(rule, index),
+      ...(rule.nextServer ? { nextServer: rule.nextServer } : {}),
+    };
   } else if (policy.defaultFile !== undefined) {
     answer = { file: policy.defaultFile, rule: 'default' };
   } else if (pi) {
@@ -97,6 +101,9 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
  * included; `warnMissingBootFiles` (src/tftp/files.ts) skips them.
  */
 export function bootFiles(policy: BootPolicy): string[] {
-  const files = [...(policy.defaultFile !== undefined ? [policy.defaultFile] : []), ...(policy.rules ?? []).map((r) => r.file)];
+  const files = [
+    ...(policy.defaultFile !== undefined ? [policy.defaultFile] : []),
+    ...(policy.rules ?? []).map((r) => r.file),
+  ];
   return [...new Set(files)];
 }

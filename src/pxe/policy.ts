@@ -32,7 +32,13 @@ const PXE_CLASS = Buffer.from('PXEClient', 'latin1');
 const ZERO_IP = '0.0.0.0';
 
 function ignore(reason: string, client?: PxeClient, detail?: string, level?: 'info' | 'warn'): Decision {
-  return { kind: 'ignore', reason, ...(client ? { client } : {}), ...(detail ? { detail } : {}), ...(level ? { level } : {}) };
+  return {
+    kind: 'ignore',
+    reason,
+    ...(client ? { client } : {}),
+    ...(detail ? { detail } : {}),
+    ...(level ? { level } : {}),
+  };
 }
 
 /** Option 43 for the reply: the choice's own bytes, else the bypass shape, with 43.71 echoed. */

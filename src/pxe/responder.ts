@@ -78,11 +78,20 @@ export function handleDatagram(
   } catch (err) {
     if (err instanceof DecodeError) {
       deps.stats.count(err.code);
-      deps.log.debug('dropped malformed packet', { port, from: `${from.address}:${from.port}`, reason: err.code, detail: err.message });
+      deps.log.debug('dropped malformed packet', {
+        port,
+        from: `${from.address}:${from.port}`,
+        reason: err.code,
+        detail: err.message,
+      });
       return;
     }
     deps.stats.count('internal-error');
-    deps.log.error('handler failed', { port, from: `${from.address}:${from.port}`, error: (err as Error).stack ?? String(err) });
+    deps.log.error('handler failed', {
+      port,
+      from: `${from.address}:${from.port}`,
+      error: (err as Error).stack ?? String(err),
+    });
   }
 }
 
@@ -117,7 +126,13 @@ export function createReplySender(
 }
 
 /** Serve one socket: every datagram goes through handleDatagram. */
-export function attachResponder(port: ResponderPort, socket: Socket, out: ReplySender, ctx: ServerContext, deps: ResponderDeps): void {
+export function attachResponder(
+  port: ResponderPort,
+  socket: Socket,
+  out: ReplySender,
+  ctx: ServerContext,
+  deps: ResponderDeps,
+): void {
   socket.on('message', (msg, from) => handleDatagram(port, out, ctx, deps, msg, from));
   socket.on('error', (err) => {
     deps.stats.count('socket-error');

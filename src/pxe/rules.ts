@@ -41,11 +41,17 @@ function fail(rule: string, why: string): never {
 function buildRule(fields: Map<RuleKey, string>, label: string): BootRule {
   const file = fields.get('file');
   if (file === undefined) fail(label, 'no file= (what to boot)');
-  const rule: BootRule = { text: RULE_KEYS.filter((k) => fields.has(k)).map((k) => `${k}=${fields.get(k)}`).join(','), file };
+  const rule: BootRule = {
+    text: RULE_KEYS.filter((k) => fields.has(k))
+      .map((k) => `${k}=${fields.get(k)}`)
+      .join(','),
+    file,
+  };
   const arch = fields.get('arch');
   if (arch !== undefined) {
     rule.arch = parseArch(arch);
-    if (rule.arch === undefined) fail(label, `unknown arch '${arch}' (a name such as bios, efi-x64, efi-arm64, or a number)`);
+    if (rule.arch === undefined)
+      fail(label, `unknown arch '${arch}' (a name such as bios, efi-x64, efi-arm64, or a number)`);
   }
   const mac = fields.get('mac');
   if (mac !== undefined) {

@@ -85,7 +85,11 @@ export function negotiate(requested: TftpOptions, limits: NegotiationLimits): Ne
     }
   }
   // The window depends on the final block size, so it is settled after the loop.
-  if (requested.has('windowsize') && out.windowSize > 0 && integer(requested.get('windowsize')!, WINDOW_MIN, WINDOW_MAX)) {
+  if (
+    requested.has('windowsize') &&
+    out.windowSize > 0 &&
+    integer(requested.get('windowsize')!, WINDOW_MIN, WINDOW_MAX)
+  ) {
     const byBytes = Math.max(1, Math.floor(limits.maxWindowBytes / out.blockSize));
     out.windowSize = Math.min(out.windowSize, limits.maxWindow, byBytes);
     out.oack.set('windowsize', String(out.windowSize));

@@ -3,7 +3,14 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../core/logger.js';
 import { RateLimiter, Stats } from '../core/counters.js';
 import { DecodeError } from '../wire/reader.js';
-import { DATA_HEADER_LEN, decodeTftp, encodeTftp, TftpErrorCode, TftpOpcode, type TftpRequest } from '../wire/tftp-packet.js';
+import {
+  DATA_HEADER_LEN,
+  decodeTftp,
+  encodeTftp,
+  TftpErrorCode,
+  TftpOpcode,
+  type TftpRequest,
+} from '../wire/tftp-packet.js';
 import { memoryFile, openInRoot, toNetascii, type OpenFile } from '../files/root.js';
 import { negotiate } from './negotiate.js';
 import { TftpSession, type SessionIo, type SessionSummary } from './session.js';
@@ -118,10 +125,18 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     const extra = capped();
     if (!extra) return;
     if (s.outcome === 'done') log.info('TFTP transfer complete', { ...fields, ...extra });
-    else log.info('TFTP transfer ended', { ...fields, ...extra, outcome: s.outcome, ...(s.clientError ? { 'client-error': clean(s.clientError.message) } : {}) });
+    else
+      log.info('TFTP transfer ended', {
+        ...fields,
+        ...extra,
+        outcome: s.outcome,
+        ...(s.clientError ? { 'client-error': clean(s.clientError.message) } : {}),
+      });
   };
 
-  async function openFile(req: TftpRequest): Promise<{ file: OpenFile } | { code: number; reason: string; message: string }> {
+  async function openFile(
+    req: TftpRequest,
+  ): Promise<{ file: OpenFile } | { code: number; reason: string; message: string }> {
     let root: string;
     try {
       root = await realpath(o.root);
@@ -134,7 +149,12 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     // RFC 1350 netascii: converted once, in memory; tsize is then the converted size.
     const { file } = r;
     try {
-      if (file.size > NETASCII_MAX) return { code: TftpErrorCode.ACCESS_VIOLATION, reason: 'netascii-too-big', message: 'File too large for netascii' };
+      if (file.size > NETASCII_MAX)
+        return {
+          code: TftpErrorCode.ACCESS_VIOLATION,
+          reason: 'netascii-too-big',
+          message: 'File too large for netascii',
+        };
       const raw = Buffer.alloc(file.size);
       const n = await file.readv([raw], 0);
       return { file: memoryFile(file.name, toNetascii(raw.subarray(0, n))) };
@@ -143,14 +163,24 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     }
   }
 
-  async function startTransfer(l: TftpListen, via: Transport, from: Peer, key: string, req: TftpRequest): Promise<void> {
+  async function startTransfer(
+    l: TftpListen,
+    via: Transport,
+    from: Peer,
+    key: string,
+    req: TftpRequest,
+  ): Promise<void> {
     const opened = await openFile(req);
     if (!('file' in opened) || closing) {
       if ('file' in opened) await opened.file.close();
       else {
         stats.count(`tftp-${opened.reason}`);
         const level = opened.reason === 'not-found' ? 'debug' : 'info';
-        log.log(level, 'TFTP request refused', { client: `${from.address}:${from.port}`, file: clean(req.filename), reason: opened.reason });
+        log.log(level, 'TFTP request refused', {
+          client: `${from.address}:${from.port}`,
+          file: clean(req.filename),
+          reason: opened.reason,
+        });
         reply(via, from, opened.code, opened.message);
       }
       return release(key, from);
@@ -196,12 +226,19 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         stats.count(`tftp-${err.code}`);
-        if (debug) log.debug('malformed TFTP packet dropped', { client: `${peer.address}:${peer.port}`, reason: err.code });
+        if (debug)
+          log.debug('malformed TFTP packet dropped', { client: `${peer.address}:${peer.port}`, reason: err.code });
       }
     });
     transfers.set(key, { session, transport: t });
     stats.count('tftp-transfer-started');
-    if (debug) log.debug('TFTP transfer starting', { client: key, file: file.name, size: file.size, oack: Object.fromEntries(negotiated.oack) });
+    if (debug)
+      log.debug('TFTP transfer starting', {
+        client: key,
+        file: file.name,
+        size: file.size,
+        oack: Object.fromEntries(negotiated.oack),
+      });
     session.start();
   }
 
@@ -212,13 +249,19 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     } catch (err) {
       if (!(err instanceof DecodeError)) throw err;
       stats.count(`tftp-${err.code}`);
-      if (debug) log.debug('malformed TFTP request dropped', { client: `${from.address}:${from.port}`, reason: err.code });
+      if (debug)
+        log.debug('malformed TFTP request dropped', { client: `${from.address}:${from.port}`, reason: err.code });
       return;
     }
     if (p.kind === 'wrq') {
       stats.count('tftp-write-refused');
       const extra = capped();
-      if (extra) log.info('TFTP write refused (read-only server)', { client: `${from.address}:${from.port}`, file: clean(p.filename), ...extra });
+      if (extra)
+        log.info('TFTP write refused (read-only server)', {
+          client: `${from.address}:${from.port}`,
+          file: clean(p.filename),
+          ...extra,
+        });
       return reply(via, from, TftpErrorCode.ACCESS_VIOLATION, 'Server is read-only');
     }
     if (p.kind !== 'rrq') return stats.count('tftp-not-a-request');
@@ -236,7 +279,12 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
     const mine = perClient.get(from.address) ?? 0;
     if (closing || transfers.size >= o.maxTransfers || mine >= maxPerClient) {
       stats.count('tftp-busy');
-      if (debug) log.debug('TFTP request refused: too many transfers', { client: key, active: transfers.size, client_active: mine });
+      if (debug)
+        log.debug('TFTP request refused: too many transfers', {
+          client: key,
+          active: transfers.size,
+          client_active: mine,
+        });
       return reply(via, from, TftpErrorCode.NOT_DEFINED, 'Server busy, try again');
     }
     transfers.set(key, { session: null });
@@ -276,7 +324,9 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
       closing = true;
       const open = [...transfers.values()];
       for (const { session } of open) session?.abort();
-      await Promise.all([...listeners, ...open.flatMap((x) => (x.transport ? [x.transport] : []))].map((t) => t.close()));
+      await Promise.all(
+        [...listeners, ...open.flatMap((x) => (x.transport ? [x.transport] : []))].map((t) => t.close()),
+      );
     },
   };
 }

@@ -217,7 +217,7 @@ export class TftpSession {
    */
   #sendRange(from: number, to: number, isRetransmit: boolean, now = this.#io.now()): void {
     const batch = this.#io.maxBatch ?? 1;
-    for (let b = from; b <= to; ) {
+    for (let b = from; b <= to;) {
       const chunk = this.#chunkOf(b);
       if (!chunk.ready) {
         this.#pendingFrom = b;

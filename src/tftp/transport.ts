@@ -57,7 +57,6 @@ export function udpTransport(onError: (err: Error) => void): OpenTransport {
   return async (o) => (o.peer ? connectedTransport(o, o.peer, onError) : socketTransport(await openUdp(o), onError));
 }
 
-
 /**
  * A transfer socket connected to the client's TID. Node resolves the address of every datagram an
  * unconnected socket sends (a lookup and a deferred send) and the kernel routes each one; a

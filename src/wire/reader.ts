@@ -1,12 +1,6 @@
 /** Why a datagram could not be decoded; the same string names the drop counter. */
 export type DecodeErrorCode =
-  | 'truncated'
-  | 'bad-magic'
-  | 'bad-hlen'
-  | 'bad-op'
-  | 'bad-opcode'
-  | 'bad-option'
-  | 'bad-string';
+  'truncated' | 'bad-magic' | 'bad-hlen' | 'bad-op' | 'bad-opcode' | 'bad-option' | 'bad-string';
 
 /** The only error a decoder throws: the input is not a well-formed packet. */
 export class DecodeError extends Error {

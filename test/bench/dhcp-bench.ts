@@ -93,9 +93,22 @@ function template(port: Port, t: Target): string {
   return encodeDhcp(p).toString('hex');
 }
 
-async function blast(lab: Lab, sender: string, blaster: string, t: Target, port: Port, rate: number, seconds: number): Promise<Blast> {
+async function blast(
+  lab: Lab,
+  sender: string,
+  blaster: string,
+  t: Target,
+  port: Port,
+  rate: number,
+  seconds: number,
+): Promise<Blast> {
   const [src, dst, dstPort] = port === 'discover' ? [68, '255.255.255.255', 67] : [4011, t.serverIp, 4011];
-  const r = await lab.exec(sender, blaster, [t.iface, String(src), dst, String(dstPort), String(rate), String(seconds), template(port, t)], (seconds + 30) * 1000);
+  const r = await lab.exec(
+    sender,
+    blaster,
+    [t.iface, String(src), dst, String(dstPort), String(rate), String(seconds), template(port, t)],
+    (seconds + 30) * 1000,
+  );
   if (r.code !== 0) fail(`sender failed: ${r.stderr}`);
   return JSON.parse(r.stdout) as Blast;
 }
@@ -141,7 +154,10 @@ async function waitReady(lab: Lab, sender: string, blaster: string, t: Target): 
     for (let i = 0; i < 40 && !ok && t.process!.exitCode === null; i++) {
       ok = (await blast(lab, sender, blaster, t, port, 20, 0.25)).replies > 0;
     }
-    if (!ok) fail(`${t.name} does not answer ${port === 'discover' ? 'DISCOVERs on port 67' : 'REQUESTs on port 4011'}:\n${logTail(t)}`);
+    if (!ok)
+      fail(
+        `${t.name} does not answer ${port === 'discover' ? 'DISCOVERs on port 67' : 'REQUESTs on port 4011'}:\n${logTail(t)}`,
+      );
     // Warm up (not measured): our daemon's JIT, and both servers' caches, reach their steady state.
     await blast(lab, sender, blaster, t, port, 2000, 1);
   }
@@ -175,21 +191,31 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
   const [ours, dns] = targets as [Target, Target];
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
-  ours.process = lab.spawn(ours.ns, process.execPath, [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', ...daemonArgs, 'pxelinux.0'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', logFile(ours, work)],
-  });
-  dns.process = lab.spawn(dns.ns, 'dnsmasq', [
-    '--no-daemon',
-    '--conf-file=/dev/null',
-    '--port=0',
-    '--user=root',
-    '--interface=eth0',
-    `--log-facility=${join(work, 'dnsmasq.log')}`,
-    `--dhcp-range=10.88.2.0,proxy`,
-    '--pxe-service=x86PC,Boot,pxelinux',
-    '--pxe-service=X86-64_EFI,Boot,bootx64.efi',
-  ], { stdio: ['ignore', 'ignore', logFile(dns, work)] });
+  ours.process = lab.spawn(
+    ours.ns,
+    process.execPath,
+    [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', ...daemonArgs, 'pxelinux.0'],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', logFile(ours, work)],
+    },
+  );
+  dns.process = lab.spawn(
+    dns.ns,
+    'dnsmasq',
+    [
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--port=0',
+      '--user=root',
+      '--interface=eth0',
+      `--log-facility=${join(work, 'dnsmasq.log')}`,
+      `--dhcp-range=10.88.2.0,proxy`,
+      '--pxe-service=x86PC,Boot,pxelinux',
+      '--pxe-service=X86-64_EFI,Boot,bootx64.efi',
+    ],
+    { stdio: ['ignore', 'ignore', logFile(dns, work)] },
+  );
   return { sender, targets };
 }
 
@@ -208,7 +234,10 @@ function table(rows: Row[], port: Port): string {
 
 /** Highest offered rate answered with under 1 % loss (0 when none). */
 function sustained(rows: Row[], target: string, port: Port): number {
-  return Math.max(0, ...rows.filter((r) => r.target === target && r.port === port && r.loss < SUSTAINED_LOSS).map((r) => r.rate));
+  return Math.max(
+    0,
+    ...rows.filter((r) => r.target === target && r.port === port && r.loss < SUSTAINED_LOSS).map((r) => r.rate),
+  );
 }
 
 function summary(rows: Row[]): string {
@@ -221,7 +250,9 @@ function summary(rows: Row[]): string {
       const r = rows.find((x) => x.target === t && x.port === port && x.loss >= SUSTAINED_LOSS);
       return r ? `${r.rate}/s` : 'none';
     };
-    out.push(`${label}: sustained (<1 % loss) pxe-pdhcp ${ours}/s, dnsmasq ${theirs}/s, ratio ${theirs ? (ours / theirs).toFixed(2) : '-'}x`);
+    out.push(
+      `${label}: sustained (<1 % loss) pxe-pdhcp ${ours}/s, dnsmasq ${theirs}/s, ratio ${theirs ? (ours / theirs).toFixed(2) : '-'}x`,
+    );
     out.push(`  first rate with >= 1 % loss: pxe-pdhcp ${first('pxe-pdhcp')}, dnsmasq ${first('dnsmasq')}`);
     for (const rate of [200, 1000]) {
       const at = (t: string): string => {
@@ -236,7 +267,8 @@ function summary(rows: Row[]): string {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
-  for (const tool of ['ip', 'cc', 'dnsmasq']) if (!have(tool)) fail(`${tool} is not installed (Debian: iproute2, gcc, dnsmasq-base)`);
+  for (const tool of ['ip', 'cc', 'dnsmasq'])
+    if (!have(tool)) fail(`${tool} is not installed (Debian: iproute2, gcc, dnsmasq-base)`);
   const work = mkdtempSync(join(tmpdir(), 'pxe-bench-'));
   const blaster = join(work, 'dhcp-blast');
   execFileSync('cc', ['-O2', '-Wall', '-o', blaster, join(ROOT, 'test/bench/dhcp-blast.c')], { stdio: 'inherit' });
@@ -252,7 +284,11 @@ async function main(): Promise<void> {
     const { sender, targets: all } = await setUp(lab, work);
     const targets = all.filter((t) => !process.env.BENCH_ONLY || t.name === process.env.BENCH_ONLY);
     for (const t of targets) await waitReady(lab, sender, blaster, t);
-    process.stdout.write(`dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
+    process.stdout.write(
+      `dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s, load ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}\n`,
+    );
     const rows: Row[] = [];
     for (const port of ['discover', 'request'] as Port[]) {
       const active = new Set(targets);

@@ -22,7 +22,18 @@
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -141,7 +152,9 @@ function atftpd(work: string): string {
   try {
     execFileSync('apt-get', ['download', '-q', 'atftpd'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
-    fail(`apt-get download atftpd failed (set BENCH_ATFTPD to an atftpd binary): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`);
+    fail(
+      `apt-get download atftpd failed (set BENCH_ATFTPD to an atftpd binary): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`,
+    );
   }
   const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
   if (!deb) fail('apt-get download atftpd left no .deb');
@@ -171,7 +184,8 @@ function makeRoot(work: string): Files {
   mkdirSync(root);
   const big = { name: 'big.bin', data: randomBytes(BIG_MIB * 1024 * 1024) };
   const small = { name: 'small.bin', data: randomBytes(SMALL_MIB * 1024 * 1024) };
-  for (const f of [big, small, { name: 'pxelinux.0', data: randomBytes(1000) }]) writeFileSync(join(root, f.name), f.data, { mode: 0o644 });
+  for (const f of [big, small, { name: 'pxelinux.0', data: randomBytes(1000) }])
+    writeFileSync(join(root, f.name), f.data, { mode: 0o644 });
   // Our daemon and atftpd read as nobody after binding.
   chmodSync(work, 0o755);
   chmodSync(root, 0o755);
@@ -187,7 +201,12 @@ async function startServer(lab: Lab, t: Target, files: Files, atftpdBin: string,
   switch (t.name) {
     case 'pxe-pdhcp': {
       const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-      t.process = lab.spawn(t.ns, process.execPath, [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--tftp-root', files.root, 'pxelinux.0'], { cwd: ROOT });
+      t.process = lab.spawn(
+        t.ns,
+        process.execPath,
+        [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--tftp-root', files.root, 'pxelinux.0'],
+        { cwd: ROOT },
+      );
       const started = waitForOutput(t.process, /TFTP server listening/, 15_000);
       drain(t.process);
       await started;
@@ -232,7 +251,14 @@ async function startServer(lab: Lab, t: Target, files: Files, atftpdBin: string,
 }
 
 /** One atftp fetch; resolves with the seconds it took. */
-async function fetch(lab: Lab, ns: string, t: Target, name: string, dest: string, window: number | null): Promise<number> {
+async function fetch(
+  lab: Lab,
+  ns: string,
+  t: Target,
+  name: string,
+  dest: string,
+  window: number | null,
+): Promise<number> {
   const options = ['--option', `blksize ${BLKSIZE}`, ...(window ? ['--option', `windowsize ${window}`] : [])];
   const started = performance.now();
   const r = await lab.exec(ns, 'atftp', [...options, '-g', '-r', name, '-l', dest, t.serverIp, '69'], 300_000);
@@ -243,7 +269,8 @@ async function fetch(lab: Lab, ns: string, t: Target, name: string, dest: string
 
 function verify(t: Target, dest: string, data: Buffer): void {
   const got = readFileSync(dest);
-  if (got.length !== data.length || sha(got) !== sha(data)) fail(`${t.name} delivered a wrong file (${got.length} bytes, expected ${data.length})`);
+  if (got.length !== data.length || sha(got) !== sha(data))
+    fail(`${t.name} delivered a wrong file (${got.length} bytes, expected ${data.length})`);
   rmSync(dest);
 }
 
@@ -267,7 +294,15 @@ async function waitReady(lab: Lab, ns: string, t: Target, out: string): Promise<
   fail(`${t.name} does not serve files on ${t.serverIp}:69`);
 }
 
-async function measure(lab: Lab, ns: string, t: Target, files: Files, out: string, scenario: Scenario, round: number): Promise<Row> {
+async function measure(
+  lab: Lab,
+  ns: string,
+  t: Target,
+  files: Files,
+  out: string,
+  scenario: Scenario,
+  round: number,
+): Promise<Row> {
   const pid = t.name === 'pxe-pdhcp' ? t.process!.pid! : undefined;
   const cpu0 = t.cpu?.read() ?? 0;
   const load1 = loadavg()[0]!;
@@ -328,7 +363,8 @@ async function setUp(lab: Lab, names: readonly ServerName[]): Promise<{ client: 
   return { client, targets };
 }
 
-const fmt = (n: number | undefined, digits = 1): string => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-');
+const fmt = (n: number | undefined, digits = 1): string =>
+  n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-';
 
 function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
@@ -359,7 +395,9 @@ function cpuTable(rows: Row[], names: readonly ServerName[]): string {
   const lines = [`| server | lockstep | windowsize 16 | ${CLIENTS} clients |`, '|---|---|---|---|'];
   for (const s of names) {
     const cell = (sc: Scenario): string => {
-      const xs = rows.filter((r) => r.server === s && r.scenario === sc && r.cpuSeconds !== undefined).map((r) => (r.cpuSeconds! * 1000) / (r.bytes / MB));
+      const xs = rows
+        .filter((r) => r.server === s && r.scenario === sc && r.cpuSeconds !== undefined)
+        .map((r) => (r.cpuSeconds! * 1000) / (r.bytes / MB));
       return xs.length ? fmt(median(xs), 2) : '-';
     };
     lines.push(`| ${s} | ${cell('lockstep')} | ${WINDOWED.has(s) ? cell('window16') : 'n/a'} | ${cell('parallel')} |`);
@@ -378,7 +416,9 @@ function summary(rows: Row[], names: readonly ServerName[]): string {
     out.push('ratios, pxe-pdhcp / other (medians):');
     for (const other of names.filter((n) => n !== 'pxe-pdhcp')) {
       const w = WINDOWED.has(other) ? ratio('window16', other) : 'n/a';
-      out.push(`  vs ${other}: lockstep ${ratio('lockstep', other)}, windowsize 16 ${w}, ${CLIENTS} clients ${ratio('parallel', other)}`);
+      out.push(
+        `  vs ${other}: lockstep ${ratio('lockstep', other)}, windowsize 16 ${w}, ${CLIENTS} clients ${ratio('parallel', other)}`,
+      );
     }
     const targets: [string, Scenario, ServerName][] = [
       [`${CLIENTS}-client aggregate >= 1.0x tftpd-hpa`, 'parallel', 'tftpd-hpa'],
@@ -394,7 +434,9 @@ function summary(rows: Row[], names: readonly ServerName[]): string {
     const par = rows.filter((r) => r.server === 'pxe-pdhcp' && r.scenario === 'parallel');
     if (par.length) {
       const mib = (k: number | undefined): string => fmt((k ?? NaN) / 1024);
-      out.push(`pxe-pdhcp RSS with ${CLIENTS} clients on one file: peak (VmHWM) ${par.map((r) => mib(r.hwmKiB)).join(' / ')} MiB, before ${par.map((r) => mib(r.rssBeforeKiB)).join(' / ')} MiB`);
+      out.push(
+        `pxe-pdhcp RSS with ${CLIENTS} clients on one file: peak (VmHWM) ${par.map((r) => mib(r.hwmKiB)).join(' / ')} MiB, before ${par.map((r) => mib(r.rssBeforeKiB)).join(' / ')} MiB`,
+      );
     }
   }
   return out.join('\n');
@@ -402,12 +444,19 @@ function summary(rows: Row[], names: readonly ServerName[]): string {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
-  for (const [tool, pkg] of [['ip', 'iproute2'], ['atftp', 'atftp'], ['in.tftpd', 'tftpd-hpa'], ['dnsmasq', 'dnsmasq-base'], ['dpkg', 'dpkg']]) {
+  for (const [tool, pkg] of [
+    ['ip', 'iproute2'],
+    ['atftp', 'atftp'],
+    ['in.tftpd', 'tftpd-hpa'],
+    ['dnsmasq', 'dnsmasq-base'],
+    ['dpkg', 'dpkg'],
+  ]) {
     if (!have(tool!)) fail(`${tool} is not installed (Debian: ${pkg})`);
   }
   if (!existsSync(MAIN)) fail(`${MAIN} is missing: run make build`);
   const only = process.env.BENCH_ONLY?.split(',').filter(Boolean);
-  for (const o of only ?? []) if (!SERVERS.includes(o as ServerName)) fail(`BENCH_ONLY: unknown server ${o} (one of ${SERVERS.join(', ')})`);
+  for (const o of only ?? [])
+    if (!SERVERS.includes(o as ServerName)) fail(`BENCH_ONLY: unknown server ${o} (one of ${SERVERS.join(', ')})`);
   const names = SERVERS.filter((s) => !only || only.includes(s));
   const work = mkdtempSync(join(tmpdir(), 'tftp-bench-'));
   // Client output on tmpfs, so the client's disk writes weigh as little as possible.
@@ -437,7 +486,9 @@ async function main(): Promise<void> {
       await warmUp(lab, client, t, files, out);
     }
     process.stdout.write(
-      `tftp-bench: ${ROUNDS} rounds; ${BIG_MIB} MiB lockstep and windowsize 16, ${CLIENTS} x ${SMALL_MIB} MiB at once; blksize ${BLKSIZE}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`,
+      `tftp-bench: ${ROUNDS} rounds; ${BIG_MIB} MiB lockstep and windowsize 16, ${CLIENTS} x ${SMALL_MIB} MiB at once; blksize ${BLKSIZE}; load ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}\n`,
     );
     const rows: Row[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -448,12 +499,16 @@ async function main(): Promise<void> {
           const row = await measure(lab, client, t, files, out, scenario, round);
           rows.push(row);
           const extra = row.hwmKiB !== undefined ? `, peak RSS ${fmt(row.hwmKiB / 1024)} MiB` : '';
-          process.stdout.write(`round ${round} ${scenario} ${t.name}: ${fmt(row.mbps)} MB/s (${fmt(row.seconds, 2)} s, load ${fmt(row.load1)})${extra}\n`);
+          process.stdout.write(
+            `round ${round} ${scenario} ${t.name}: ${fmt(row.mbps)} MB/s (${fmt(row.seconds, 2)} s, load ${fmt(row.load1)})${extra}\n`,
+          );
         }
       }
     }
     process.stdout.write(`\nMB/s, median (each round)\n${table(rows, names)}\n`);
-    process.stdout.write(`\nserver CPU ms per MB served, median (cgroup CPU accounting)\n${cpuTable(rows, names)}\n\n${summary(rows, names)}\n`);
+    process.stdout.write(
+      `\nserver CPU ms per MB served, median (cgroup CPU accounting)\n${cpuTable(rows, names)}\n\n${summary(rows, names)}\n`,
+    );
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
   } finally {
     await lab.cleanup();

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { summarize } from './capture.js';
 import { CLIENT_NAMES, CLIENTS } from './clients.js';
-import { bootBystander, bootClient, bystanderProblems, diagnostics, formatTimings, problems, CLIENT_TIMEOUT_MS } from './scenario.js';
+import {
+  bootBystander,
+  bootClient,
+  bystanderProblems,
+  diagnostics,
+  formatTimings,
+  problems,
+  CLIENT_TIMEOUT_MS,
+} from './scenario.js';
 import { assembleTftpRoot, missingFiles } from './tftproot.js';
 import { Lan, MAC, missingTools, REPO } from './topology.js';
 
@@ -56,11 +64,22 @@ describe('e2e: real PXE firmware boots through pxe-pdhcp', () => {
     });
   }
 
-  it('bystander: busybox udhcpc gets its lease from the router and not one packet from us', { timeout: 120_000 }, async () => {
-    assert.ok(lan, 'the LAN was not built');
-    const run = await bootBystander(lan);
-    const found = bystanderProblems(run, MAC.bystander, MAC.server);
-    const log = lan.daemon.lines.slice(run.logFrom).map((l) => l.text).join('\n');
-    assert.deepEqual(found, [], `bystander:\n- ${found.join('\n- ')}\n--- capture ---\n${summarize(run.frames, run.t0)}\n--- pxe-pdhcp log ---\n${log}\n--- udhcpc ---\n${run.output}`);
-  });
+  it(
+    'bystander: busybox udhcpc gets its lease from the router and not one packet from us',
+    { timeout: 120_000 },
+    async () => {
+      assert.ok(lan, 'the LAN was not built');
+      const run = await bootBystander(lan);
+      const found = bystanderProblems(run, MAC.bystander, MAC.server);
+      const log = lan.daemon.lines
+        .slice(run.logFrom)
+        .map((l) => l.text)
+        .join('\n');
+      assert.deepEqual(
+        found,
+        [],
+        `bystander:\n- ${found.join('\n- ')}\n--- capture ---\n${summarize(run.frames, run.t0)}\n--- pxe-pdhcp log ---\n${log}\n--- udhcpc ---\n${run.output}`,
+      );
+    },
+  );
 });

@@ -72,7 +72,17 @@ export class Capture {
 
   /** Start capturing; resolves once tcpdump reports that it is listening. */
   static async start(lan: Lan, file: string): Promise<Capture> {
-    const child = lan.spawn(lan.lab.switchNs, 'tcpdump', ['-n', '-i', 'br0', '-U', '--immediate-mode', '-s', '0', '-w', file]);
+    const child = lan.spawn(lan.lab.switchNs, 'tcpdump', [
+      '-n',
+      '-i',
+      'br0',
+      '-U',
+      '--immediate-mode',
+      '-s',
+      '0',
+      '-w',
+      file,
+    ]);
     const out = new Transcript('tcpdump', child);
     await out.waitFor(/listening on br0/, 30_000);
     return new Capture(lan, child, file);
@@ -101,7 +111,19 @@ export class Capture {
 
   /** Read the file back: port 4011 decoded as DHCP, as the PXE spec uses it. */
   async frames(): Promise<Frame[]> {
-    const args = ['-n', '-r', this.file, '-d', 'udp.port==4011,dhcp', '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=f'];
+    const args = [
+      '-n',
+      '-r',
+      this.file,
+      '-d',
+      'udp.port==4011,dhcp',
+      '-T',
+      'fields',
+      '-E',
+      'separator=\t',
+      '-E',
+      'occurrence=f',
+    ];
     for (const f of FIELDS) args.push('-e', f);
     const { stdout } = await run('tshark', args, { maxBuffer: 256 << 20 });
     return stdout
@@ -144,8 +166,25 @@ function grownPast(file: string, size: number, ms: number): Promise<boolean> {
 }
 
 function parseRow(row: string): Frame {
-  const [time, ethSrc, ipSrc, ipDst, sport, dport, op, type, xid, chaddr, yiaddr, file, userClass, tftpOp, rrq, proto, info] =
-    row.split('\t');
+  const [
+    time,
+    ethSrc,
+    ipSrc,
+    ipDst,
+    sport,
+    dport,
+    op,
+    type,
+    xid,
+    chaddr,
+    yiaddr,
+    file,
+    userClass,
+    tftpOp,
+    rrq,
+    proto,
+    info,
+  ] = row.split('\t');
   const frame: Frame = {
     at: Number(time) * 1000,
     ethSrc: ethSrc ?? '',

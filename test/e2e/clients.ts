@@ -26,7 +26,12 @@ export interface ClientSpec {
 const TAP = 'tap0';
 
 function nic(model: string, mac: string, romfile: string): string[] {
-  return ['-netdev', `tap,id=lan,ifname=${TAP},script=no,downscript=no`, '-device', `${model},netdev=lan,mac=${mac},romfile=${romfile}`];
+  return [
+    '-netdev',
+    `tap,id=lan,ifname=${TAP},script=no,downscript=no`,
+    '-device',
+    `${model},netdev=lan,mac=${mac},romfile=${romfile}`,
+  ];
 }
 
 /** OVMF with a private copy of its variable store, so every run starts from the same empty store. */
@@ -82,5 +87,19 @@ export const CLIENTS: Record<ClientName, ClientSpec> = {
  * stdio, no disks, so the network is the only way to boot.
  */
 export function qemuCommand(spec: ClientSpec, work: string): string[] {
-  return ['-accel', 'tcg', '-m', '512', '-nodefaults', '-vga', 'std', '-display', 'none', '-serial', 'stdio', '-no-reboot', ...spec.qemuArgs(work)];
+  return [
+    '-accel',
+    'tcg',
+    '-m',
+    '512',
+    '-nodefaults',
+    '-vga',
+    'std',
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-no-reboot',
+    ...spec.qemuArgs(work),
+  ];
 }

@@ -23,7 +23,8 @@ function say(source: string, line: string): void {
 
 /** dnsmasq's --log-dhcp is chatty; a person wants its DHCP messages, not the option dumps. */
 function routerLine(line: string): void {
-  if (/DHCP(DISCOVER|OFFER|REQUEST|ACK|NAK|INFORM)/.test(line)) say('router', line.replace(/^.*dnsmasq-dhcp\[\d+\]: /, ''));
+  if (/DHCP(DISCOVER|OFFER|REQUEST|ACK|NAK|INFORM)/.test(line))
+    say('router', line.replace(/^.*dnsmasq-dhcp\[\d+\]: /, ''));
 }
 
 function fail(message: string): never {
@@ -54,15 +55,27 @@ async function main(): Promise<void> {
     });
   }
   try {
-    say('lab', `LAN ${NET.router}/${NET.prefix}: router ${NET.router} (dnsmasq, DHCP only, no PXE options), pxe-pdhcp ${NET.server}`);
-    lan = await Lan.create({ work, tftpRoot, echo: (source, line) => (source === 'router' ? routerLine(line) : say(source, line)) });
+    say(
+      'lab',
+      `LAN ${NET.router}/${NET.prefix}: router ${NET.router} (dnsmasq, DHCP only, no PXE options), pxe-pdhcp ${NET.server}`,
+    );
+    lan = await Lan.create({
+      work,
+      tftpRoot,
+      echo: (source, line) => (source === 'router' ? routerLine(line) : say(source, line)),
+    });
     await lan.startRouter();
     say('lab', `pxe-pdhcp ${serverArgs(tftpRoot).join(' ')}`);
     await lan.startServer();
     say('lab', `booting ${spec.title}`);
     const run = await bootClient(lan, spec, (line) => say('console', line));
     const found = problems(lan, run);
-    say('lab', found.length === 0 ? `${name} booted: marker "${spec.marker}" seen, files ${spec.files.join(', ')} sent` : `${name} FAILED`);
+    say(
+      'lab',
+      found.length === 0
+        ? `${name} booted: marker "${spec.marker}" seen, files ${spec.files.join(', ')} sent`
+        : `${name} FAILED`,
+    );
     if (found.length > 0) process.stdout.write(`- ${found.join('\n- ')}\n${diagnostics(lan, run)}\n`);
     process.stdout.write(`${formatTimings(run)}\n`);
     process.exitCode = found.length === 0 ? 0 : 1;

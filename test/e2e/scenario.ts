@@ -47,7 +47,8 @@ export async function bootClient(lan: Lan, spec: ClientSpec, echo?: (line: strin
     const rest = Math.max(FILES_TIMEOUT_MS, CLIENT_TIMEOUT_MS - (Date.now() - t0));
     await Promise.all(spec.files.map((f) => lan.daemon.waitFor(completeLine(f), rest, logFrom)));
     const last = spec.files[spec.files.length - 1];
-    if (!(await capture.waitFor((f) => f.rrq === last, 15_000))) waitError = `the capture never showed the request for ${last}`;
+    if (!(await capture.waitFor((f) => f.rrq === last, 15_000)))
+      waitError = `the capture never showed the request for ${last}`;
   } catch (err) {
     waitError = (err as Error).message;
   } finally {
@@ -59,9 +60,7 @@ export async function bootClient(lan: Lan, spec: ClientSpec, echo?: (line: strin
 
 /** Files our TFTP server sent completely during this boot, in order. */
 export function filesSent(lan: Lan, run: BootRun): string[] {
-  return lan.daemon
-    .matching(/TFTP transfer complete/, run.logFrom)
-    .map((l) => /\bfile=(\S+)/.exec(l.text)?.[1] ?? '?');
+  return lan.daemon.matching(/TFTP transfer complete/, run.logFrom).map((l) => /\bfile=(\S+)/.exec(l.text)?.[1] ?? '?');
 }
 
 const isOurs = (f: Frame): boolean => f.ipSrc === NET.server;
@@ -85,10 +84,11 @@ export function problems(lan: Lan, run: BootRun): string[] {
   if (!ourOffer) out.push('no proxy DHCPOFFER from us for the first DISCOVER');
   else {
     if (ourOffer.dhcp!.yiaddr !== '0.0.0.0') out.push(`our OFFER carries yiaddr ${ourOffer.dhcp!.yiaddr}`);
-    if (ourOffer.dhcp!.file !== spec.bootFile) out.push(`our OFFER names "${ourOffer.dhcp!.file}", not ${spec.bootFile}`);
+    if (ourOffer.dhcp!.file !== spec.bootFile)
+      out.push(`our OFFER names "${ourOffer.dhcp!.file}", not ${spec.bootFile}`);
   }
   if (!dhcp.some((f) => isRouter(f) && same(f) && f.dhcp!.type === 'OFFER' && f.dhcp!.yiaddr !== '0.0.0.0')) {
-    out.push("no address OFFER from the router (dnsmasq) for the first DISCOVER");
+    out.push('no address OFFER from the router (dnsmasq) for the first DISCOVER');
   }
   if (!dhcp.some((f) => isRouter(f) && f.dhcp!.type === 'ACK' && f.dhcp!.yiaddr !== '0.0.0.0')) {
     out.push('the client never got its address ACK from the router');
@@ -101,7 +101,8 @@ export function problems(lan: Lan, run: BootRun): string[] {
   if (spec.uses4011 && ack4011 && ack4011.dhcp!.file !== spec.bootFile) {
     out.push(`our 4011 ACK names "${ack4011.dhcp!.file}", not ${spec.bootFile}`);
   }
-  if (!spec.uses4011 && dhcp.some((f) => f.dstPort === 4011)) out.push('the client went to port 4011, but the offer was bypass-shaped');
+  if (!spec.uses4011 && dhcp.some((f) => f.dstPort === 4011))
+    out.push('the client went to port 4011, but the offer was bypass-shaped');
   if (spec.name === 'ipxe') out.push(...ipxeProblems(dhcp, sent));
   return out;
 }
@@ -112,7 +113,8 @@ function ipxeProblems(dhcp: Frame[], sent: string[]): string[] {
   const again = dhcp.find((f) => f.dhcp!.type === 'DISCOVER' && f.dhcp!.userClass === 'iPXE');
   if (!again) return ['no DHCPDISCOVER with user class iPXE: ipxe.efi did not start'];
   const offer = dhcp.find((f) => isOurs(f) && f.dhcp!.type === 'OFFER' && f.dhcp!.xid === again.dhcp!.xid);
-  if (offer?.dhcp!.file !== 'boot.ipxe') out.push(`iPXE's DISCOVER got "${offer?.dhcp!.file ?? 'no offer'}" from us, not boot.ipxe`);
+  if (offer?.dhcp!.file !== 'boot.ipxe')
+    out.push(`iPXE's DISCOVER got "${offer?.dhcp!.file ?? 'no offer'}" from us, not boot.ipxe`);
   const n = sent.filter((f) => f === 'ipxe.efi').length;
   if (n !== 1) out.push(`ipxe.efi was sent ${n} times (the chainload loop is not broken)`);
   return out;
@@ -131,7 +133,9 @@ export function timings(run: BootRun): Timings {
   const rrq = frames.find((f) => f.rrq === spec.bootFile);
   const used = new Set<Frame>();
   const replyTo = (req: Frame, by: (f: Frame) => boolean): number | undefined => {
-    const r = frames.find((f) => !used.has(f) && f.at >= req.at && f.dhcp?.op === 2 && f.dhcp.xid === req.dhcp!.xid && by(f));
+    const r = frames.find(
+      (f) => !used.has(f) && f.at >= req.at && f.dhcp?.op === 2 && f.dhcp.xid === req.dhcp!.xid && by(f),
+    );
     if (!r) return undefined;
     used.add(r);
     return r.at - req.at;
@@ -142,7 +146,12 @@ export function timings(run: BootRun): Timings {
       const ours = replyTo(req, isOurs);
       const router = replyTo(req, isRouter);
       const what = `${req.dhcp!.type} to :${req.dstPort}${req.dhcp!.userClass ? ` (${req.dhcp!.userClass})` : ''}`;
-      return { at: (req.at - t0) / 1000, what, ...(ours !== undefined ? { ourDelayMs: ours } : {}), ...(router !== undefined ? { routerDelayMs: router } : {}) };
+      return {
+        at: (req.at - t0) / 1000,
+        what,
+        ...(ours !== undefined ? { ourDelayMs: ours } : {}),
+        ...(router !== undefined ? { routerDelayMs: router } : {}),
+      };
     });
   return { toBootFile: rrq ? (rrq.at - t0) / 1000 : undefined, answers };
 }
@@ -150,9 +159,14 @@ export function timings(run: BootRun): Timings {
 /** The figures as text, for the test output and make lab. */
 export function formatTimings(run: BootRun): string {
   const t = timings(run);
-  const lines = [`${run.spec.name}: QEMU start -> first TFTP request for ${run.spec.bootFile}: ${t.toBootFile?.toFixed(2) ?? '-'} s`];
+  const lines = [
+    `${run.spec.name}: QEMU start -> first TFTP request for ${run.spec.bootFile}: ${t.toBootFile?.toFixed(2) ?? '-'} s`,
+  ];
   for (const a of t.answers) {
-    const ours = a.ourDelayMs !== undefined ? `our answer after ${a.ourDelayMs.toFixed(2)} ms` : 'no answer from us (not ours to answer)';
+    const ours =
+      a.ourDelayMs !== undefined
+        ? `our answer after ${a.ourDelayMs.toFixed(2)} ms`
+        : 'no answer from us (not ours to answer)';
     const router = a.routerDelayMs !== undefined ? `, router after ${a.routerDelayMs.toFixed(2)} ms` : '';
     lines.push(`  t=${a.at.toFixed(2)}s ${a.what.padEnd(24)} ${ours}${router}`);
   }
@@ -163,9 +177,15 @@ export function formatTimings(run: BootRun): string {
 export function diagnostics(lan: Lan, run: BootRun): string {
   return [
     `--- capture (${run.frames.length} frames, times from QEMU start) ---`,
-    summarize(run.frames.filter((f) => !/^TFTP (Data|Acknowledgement)/.test(f.info)), run.t0),
+    summarize(
+      run.frames.filter((f) => !/^TFTP (Data|Acknowledgement)/.test(f.info)),
+      run.t0,
+    ),
     '--- pxe-pdhcp log ---',
-    lan.daemon.lines.slice(run.logFrom).map((l) => l.text).join('\n'),
+    lan.daemon.lines
+      .slice(run.logFrom)
+      .map((l) => l.text)
+      .join('\n'),
     '--- serial console ---',
     run.console.text,
   ].join('\n');
@@ -191,7 +211,12 @@ export async function bootBystander(lan: Lan): Promise<BystanderRun> {
   let r: { stdout: string; stderr: string; code: number };
   try {
     // -q: quit once leased; -n: fail rather than wait forever; -s /bin/true: leave eth0 alone.
-    r = await lan.exec(lan.bystander.ns, 'busybox', ['udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '3', '-s', '/bin/true'], 60_000);
+    r = await lan.exec(
+      lan.bystander.ns,
+      'busybox',
+      ['udhcpc', '-i', 'eth0', '-f', '-q', '-n', '-t', '5', '-T', '3', '-s', '/bin/true'],
+      60_000,
+    );
     // The DISCOVER and the REQUEST: seen and dropped by us (debug lines), so any answer would be out.
     if (r.code === 0) {
       await lan.daemon.waitForCount(/ignored port=dhcp .*reason=/, 2, 10_000, logFrom);
@@ -207,8 +232,10 @@ export async function bootBystander(lan: Lan): Promise<BystanderRun> {
 export function bystanderProblems(run: BystanderRun, mac: string, serverMac: string): string[] {
   const out: string[] = [];
   if (run.code !== 0) out.push(`udhcpc failed (status ${run.code}): ${run.output.trim()}`);
-  else if (!new RegExp(`obtained from ${NET.router.replace(/\./g, '\\.')}\\b`).test(run.output)) out.push(`the lease did not come from the router: ${run.output.trim()}`);
-  if (!run.frames.some((f) => isRouter(f) && f.dhcp?.type === 'ACK' && f.dhcp.chaddr === mac)) out.push('no DHCPACK from the router to the bystander in the capture');
+  else if (!new RegExp(`obtained from ${NET.router.replace(/\./g, '\\.')}\\b`).test(run.output))
+    out.push(`the lease did not come from the router: ${run.output.trim()}`);
+  if (!run.frames.some((f) => isRouter(f) && f.dhcp?.type === 'ACK' && f.dhcp.chaddr === mac))
+    out.push('no DHCPACK from the router to the bystander in the capture');
   const fromUs = run.frames.filter((f) => f.ethSrc === serverMac || f.ipSrc === NET.server);
   if (fromUs.length > 0) out.push(`${fromUs.length} frame(s) from our server during the bystander's exchange`);
   return out;

@@ -104,7 +104,13 @@ export function assembleTftpRoot(root: string): void {
   };
   for (const [rel, from] of Object.entries(PACKAGED)) put(rel, (to) => copyFileSync(from, to));
   for (const [rel, text] of Object.entries(ownFiles())) put(rel, (to) => writeFileSync(to, text));
-  for (const dir of [root, join(root, 'pxelinux.cfg'), join(root, 'efi64'), join(root, 'efi64/pxelinux.cfg'), join(root, 'bios')]) {
+  for (const dir of [
+    root,
+    join(root, 'pxelinux.cfg'),
+    join(root, 'efi64'),
+    join(root, 'efi64/pxelinux.cfg'),
+    join(root, 'bios'),
+  ]) {
     chmodSync(dir, 0o755);
   }
 }

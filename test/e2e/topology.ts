@@ -106,7 +106,11 @@ export class Lan {
       const bystander = await lab.addHost('bystander', null, MAC.bystander);
       // Keep the capture to what the test is about: no IPv6 router solicitations or MLD reports.
       for (const ns of [lab.switchNs, router.ns, server.ns, client.ns, bystander.ns]) {
-        await lab.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+        await lab.exec(ns, 'sysctl', [
+          '-qw',
+          'net.ipv6.conf.all.disable_ipv6=1',
+          'net.ipv6.conf.default.disable_ipv6=1',
+        ]);
       }
       // The client namespace is a little switch of its own: its LAN port and QEMU's tap.
       await lab.ip(client.ns, 'link', 'add', 'br0', 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0');

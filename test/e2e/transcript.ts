@@ -88,10 +88,14 @@ export class Transcript {
         if (hit) return finish(() => resolve(hit));
         const partial = clean(this.#partial);
         if (pattern.test(partial)) return finish(() => resolve({ at: Date.now(), text: partial }));
-        if (this.#exited) return finish(() => reject(new Error(`${this.name} ${this.#exited} before ${String(pattern)}`)));
+        if (this.#exited)
+          return finish(() => reject(new Error(`${this.name} ${this.#exited} before ${String(pattern)}`)));
         return false;
       };
-      const timer = setTimeout(() => finish(() => reject(new Error(`${this.name}: no ${String(pattern)} within ${ms / 1000} s`))), ms);
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`${this.name}: no ${String(pattern)} within ${ms / 1000} s`))),
+        ms,
+      );
       const finish = (settle: () => void): true => {
         clearTimeout(timer);
         for (const e of ['line', 'partial', 'exit']) this.#events.off(e, check);

@@ -107,7 +107,11 @@ export function loadCorpus(dir = CORPUS_DIR): CorpusCase[] {
 }
 
 function slug(text: string): string {
-  return text.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase().slice(0, 80);
+  return text
+    .replace(/[^a-z0-9]+/gi, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase()
+    .slice(0, 80);
 }
 
 function saveCorpus(r: FuzzResult): number {
@@ -118,7 +122,10 @@ function saveCorpus(r: FuzzResult): number {
     n++;
   }
   r.crashes.forEach((c, i) => {
-    writeFileSync(`${CORPUS_DIR}crash-${c.protocol}-${i}.hex`, corpusText(c.protocol, `crash: ${c.error.split('\n')[0]}`, c.input));
+    writeFileSync(
+      `${CORPUS_DIR}crash-${c.protocol}-${i}.hex`,
+      corpusText(c.protocol, `crash: ${c.error.split('\n')[0]}`, c.input),
+    );
   });
   return n;
 }
@@ -132,14 +139,20 @@ function main(args: string[]): void {
   const count = argValue(args, '--count');
   const seconds = argValue(args, '--seconds');
   const seed = Number(argValue(args, '--seed') ?? Date.now() % 2 ** 31);
-  const r = runFuzz({ seed, ...(count ? { count: Number(count) } : {}), ...(seconds ? { seconds: Number(seconds) } : {}) });
+  const r = runFuzz({
+    seed,
+    ...(count ? { count: Number(count) } : {}),
+    ...(seconds ? { seconds: Number(seconds) } : {}),
+  });
   const rate = Math.round((r.total / Math.max(1, r.ms)) * 1000);
   process.stdout.write(
     `fuzz: ${r.total} inputs (dhcp ${r.inputs.dhcp}, tftp ${r.inputs.tftp}) in ${(r.ms / 1000).toFixed(1)} s, ` +
       `${rate}/s, seed ${seed}, ${r.firsts.size} distinct outcomes, ${r.crashCount} crashes\n`,
   );
-  if (args.includes('--save-corpus')) process.stdout.write(`fuzz: saved ${saveCorpus(r)} corpus cases to ${CORPUS_DIR}\n`);
-  for (const c of r.crashes.slice(0, 5)) process.stdout.write(`crash (${c.protocol}) ${c.input.toString('hex')}\n${c.error}\n`);
+  if (args.includes('--save-corpus'))
+    process.stdout.write(`fuzz: saved ${saveCorpus(r)} corpus cases to ${CORPUS_DIR}\n`);
+  for (const c of r.crashes.slice(0, 5))
+    process.stdout.write(`crash (${c.protocol}) ${c.input.toString('hex')}\n${c.error}\n`);
   process.exitCode = r.crashCount > 0 ? 1 : 0;
 }
 

@@ -117,10 +117,17 @@ const dhcpInsertOption: Mutator = (rng, b) => {
   let value: Buffer;
   switch (code) {
     case 60:
-      value = Buffer.from(rng.pick(['PXEClient', 'PXEClient:Arch:00007:UNDI:003016', 'PXECli', 'HTTPClient', 'MSFT 5.0']), 'latin1');
+      value = Buffer.from(
+        rng.pick(['PXEClient', 'PXEClient:Arch:00007:UNDI:003016', 'PXECli', 'HTTPClient', 'MSFT 5.0']),
+        'latin1',
+      );
       break;
     case 43:
-      value = Buffer.concat([Buffer.of(rng.pick([6, 8, 9, 10, 71]), rng.int(8)), rng.bytes(rng.int(8)), Buffer.of(255)]);
+      value = Buffer.concat([
+        Buffer.of(rng.pick([6, 8, 9, 10, 71]), rng.int(8)),
+        rng.bytes(rng.int(8)),
+        Buffer.of(255),
+      ]);
       break;
     case 52:
       value = Buffer.of(rng.int(4));
@@ -167,7 +174,30 @@ function nulBoundaries(b: Buffer): number[] {
   return out;
 }
 
-const TFTP_WORDS = ['octet', 'netascii', 'mail', 'blksize', 'tsize', 'timeout', 'windowsize', 'BLKSIZE', '0', '8', '7', '65464', '65465', '99999999999999999999', '-1', '1e3', '0x10', '', '../../etc/passwd', '/', '\\', 'a'.repeat(600)] as const;
+const TFTP_WORDS = [
+  'octet',
+  'netascii',
+  'mail',
+  'blksize',
+  'tsize',
+  'timeout',
+  'windowsize',
+  'BLKSIZE',
+  '0',
+  '8',
+  '7',
+  '65464',
+  '65465',
+  '99999999999999999999',
+  '-1',
+  '1e3',
+  '0x10',
+  '',
+  '../../etc/passwd',
+  '/',
+  '\\',
+  'a'.repeat(600),
+] as const;
 
 const tftpOpcode: Mutator = (rng, b) => {
   if (b.length >= 2) b.writeUInt16BE(rng.int(4) === 0 ? rng.int(0x10000) : rng.int(8), 0);
@@ -187,8 +217,26 @@ const tftpDropNul: Mutator = (rng, b) => {
   return Buffer.concat([b.subarray(0, at), b.subarray(at + 1)]);
 };
 
-const GENERIC: readonly Mutator[] = [flipBit, setInteresting, setRandom, truncate, insertBytes, deleteBytes, duplicateChunk, appendRandom];
-const DHCP: readonly Mutator[] = [...GENERIC, dhcpOptionLength, dhcpOptionLength, dhcpOptionCode, dhcpInsertOption, dhcpInsertOption, dhcpHeaderField, dhcpHeaderField];
+const GENERIC: readonly Mutator[] = [
+  flipBit,
+  setInteresting,
+  setRandom,
+  truncate,
+  insertBytes,
+  deleteBytes,
+  duplicateChunk,
+  appendRandom,
+];
+const DHCP: readonly Mutator[] = [
+  ...GENERIC,
+  dhcpOptionLength,
+  dhcpOptionLength,
+  dhcpOptionCode,
+  dhcpInsertOption,
+  dhcpInsertOption,
+  dhcpHeaderField,
+  dhcpHeaderField,
+];
 const TFTP: readonly Mutator[] = [...GENERIC, tftpOpcode, tftpInsertString, tftpInsertString, tftpDropNul];
 
 export type Protocol = 'dhcp' | 'tftp';

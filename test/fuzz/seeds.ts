@@ -27,7 +27,10 @@ function builtDhcp(): Buffer[] {
     requestBytes({ giaddr: '10.0.5.1', hops: 1 }),
     requestBytes({ type: MessageType.REQUEST, ciaddr: '10.77.0.50', arch: 7 }),
     requestBytes({ type: MessageType.INFORM, ciaddr: '10.77.0.50' }),
-    requestBytes({ mac: 'dc:a6:32:01:36:c2', uuid: Buffer.concat([Buffer.of(0), Buffer.from('RPi4'), Buffer.alloc(12)]) }),
+    requestBytes({
+      mac: 'dc:a6:32:01:36:c2',
+      uuid: Buffer.concat([Buffer.of(0), Buffer.from('RPi4'), Buffer.alloc(12)]),
+    }),
     requestBytes({ vendor: 'MSFT 5.0', arch: null, uuid: null }),
     requestBytes({ op: BootpOp.REPLY }),
     requestBytes({ extra: [[DhcpOption.VENDOR_SPECIFIC, Buffer.from('470480000000ff', 'hex')]] }),
@@ -39,9 +42,31 @@ function builtDhcp(): Buffer[] {
 function builtTftp(): Buffer[] {
   const opts = (pairs: [string, string][]): Map<string, string> => new Map(pairs);
   return [
-    encodeTftp({ kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: opts([['tsize', '0'], ['blksize', '1456']]) }),
-    encodeTftp({ kind: 'rrq', filename: 'bootx64.efi', mode: 'octet', options: opts([['blksize', '1468'], ['windowsize', '4'], ['tsize', '0']]) }),
-    encodeTftp({ kind: 'rrq', filename: 'pxelinux.cfg/01-52-54-00-12-34-56', mode: 'netascii', options: opts([['timeout', '3']]) }),
+    encodeTftp({
+      kind: 'rrq',
+      filename: 'undionly.kpxe',
+      mode: 'octet',
+      options: opts([
+        ['tsize', '0'],
+        ['blksize', '1456'],
+      ]),
+    }),
+    encodeTftp({
+      kind: 'rrq',
+      filename: 'bootx64.efi',
+      mode: 'octet',
+      options: opts([
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+        ['tsize', '0'],
+      ]),
+    }),
+    encodeTftp({
+      kind: 'rrq',
+      filename: 'pxelinux.cfg/01-52-54-00-12-34-56',
+      mode: 'netascii',
+      options: opts([['timeout', '3']]),
+    }),
     encodeTftp({ kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map() }),
     encodeTftp({ kind: 'wrq', filename: 'upload', mode: 'octet', options: new Map() }),
     encodeTftp({ kind: 'ack', block: 0 }),
@@ -49,7 +74,13 @@ function builtTftp(): Buffer[] {
     encodeTftp({ kind: 'error', code: 8, message: 'User aborted the transfer' }),
     encodeTftp({ kind: 'error', code: 0, message: 'TFTP Aborted' }),
     encodeTftp({ kind: 'data', block: 1, data: Buffer.alloc(512, 0x5a) }),
-    encodeTftp({ kind: 'oack', options: opts([['blksize', '1456'], ['tsize', '123456']]) }),
+    encodeTftp({
+      kind: 'oack',
+      options: opts([
+        ['blksize', '1456'],
+        ['tsize', '123456'],
+      ]),
+    }),
   ];
 }
 

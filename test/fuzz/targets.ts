@@ -16,7 +16,12 @@ export class InvariantError extends Error {
   override name = 'InvariantError';
 }
 
-const CTX: ServerContext = { serverIp: '10.77.0.2', tftpServer: '10.77.0.2', broadcastAddress: '255.255.255.255', clientPort: 68 };
+const CTX: ServerContext = {
+  serverIp: '10.77.0.2',
+  tftpServer: '10.77.0.2',
+  broadcastAddress: '255.255.255.255',
+  clientPort: 68,
+};
 
 /** Policies exercised in turn: both UEFI modes, and a name too long for `file` (option 67). */
 export const POLICIES: readonly BootPolicy[] = [
@@ -107,7 +112,10 @@ function decideRrq(filename: string, options: TftpOptions): void {
     got.windowSize < 1 ||
     (got.oack.has('windowsize') && got.windowSize > asked('windowsize')) ||
     [...got.oack.keys()].some((k) => !options.has(k));
-  if (bad) throw new InvariantError(`negotiate(${JSON.stringify([...options])}) gave ${JSON.stringify({ ...got, oack: [...got.oack] })}`);
+  if (bad)
+    throw new InvariantError(
+      `negotiate(${JSON.stringify([...options])}) gave ${JSON.stringify({ ...got, oack: [...got.oack] })}`,
+    );
   encodeTftp({ kind: 'oack', options: got.oack });
 }
 

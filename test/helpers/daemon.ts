@@ -57,7 +57,9 @@ export class TestClient {
   }
 
   send(msg: Buffer, port: number): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(msg, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(msg, port, '127.0.0.1', (e) => (e ? reject(e) : resolve())),
+    );
   }
 
   /** Wait until `n` datagrams in all have arrived, or reject after `ms`. */

@@ -25,14 +25,26 @@ function foreign(server: string, i: number): Shot {
   const kinds: Shot[] = [
     { msg: requestBytes({ mac, xid, vendor: null, arch: null, uuid: null }), to: '255.255.255.255', port: 67 },
     { msg: requestBytes({ mac, xid, vendor: 'MSFT 5.0', arch: null, uuid: null }), to: '255.255.255.255', port: 67 },
-    { msg: requestBytes({ mac, xid, vendor: 'android-dhcp-14', type: MessageType.REQUEST, arch: null }), to: '255.255.255.255', port: 67 },
-    { msg: requestBytes({ mac, xid, vendor: 'HTTPClient:Arch:00016:UNDI:003001', arch: 16 }), to: '255.255.255.255', port: 67 },
+    {
+      msg: requestBytes({ mac, xid, vendor: 'android-dhcp-14', type: MessageType.REQUEST, arch: null }),
+      to: '255.255.255.255',
+      port: 67,
+    },
+    {
+      msg: requestBytes({ mac, xid, vendor: 'HTTPClient:Arch:00016:UNDI:003001', arch: 16 }),
+      to: '255.255.255.255',
+      port: 67,
+    },
     { msg: requestBytes({ mac, xid, op: BootpOp.REPLY }), to: '255.255.255.255', port: 67 },
     { msg: requestBytes({ mac, xid, op: BootpOp.REPLY, type: MessageType.ACK }), to: '255.255.255.255', port: 68 },
     { msg: requestBytes({ mac, xid, type: MessageType.REQUEST }), to: '255.255.255.255', port: 67 },
     { msg: requestBytes({ mac, xid, type: MessageType.INFORM, ciaddr: '10.78.0.50' }), to: server, port: 67 },
     { msg: requestBytes({ mac, xid, type: MessageType.DISCOVER }), to: server, port: 4011 },
-    { msg: requestBytes({ mac, xid, vendor: null, type: MessageType.REQUEST, ciaddr: '10.78.0.50' }), to: server, port: 4011 },
+    {
+      msg: requestBytes({ mac, xid, vendor: null, type: MessageType.REQUEST, ciaddr: '10.78.0.50' }),
+      to: server,
+      port: 4011,
+    },
     { msg: fixture('syslinux-efi-discover-no-vendor-class'), to: '255.255.255.255', port: 67 },
     { msg: fixture('ovmf-edk2-request-67'), to: '255.255.255.255', port: 67 },
     { msg: fixture('ipxe-bios-rom-request-67'), to: server, port: 67 },
@@ -47,7 +59,11 @@ function pxe(i: number): Shot {
 function repeat(server: string, i: number): Shot {
   return i % 2 === 0
     ? { msg: requestBytes({ xid: 0xabc0001 }), to: '255.255.255.255', port: 67 }
-    : { msg: requestBytes({ xid: 0xabc0002, type: MessageType.REQUEST, ciaddr: '10.78.0.3', arch: 7 }), to: server, port: 4011 };
+    : {
+        msg: requestBytes({ xid: 0xabc0002, type: MessageType.REQUEST, ciaddr: '10.78.0.3', arch: 7 }),
+        to: server,
+        port: 4011,
+      };
 }
 
 const [mode = 'foreign', server = '', countText = '1000'] = process.argv.slice(2);

@@ -74,7 +74,21 @@ export class Lab {
   /** Join an existing namespace (say another lab's host) to this lab's bridge as `ifname`. */
   async attach(ns: string, ifname: string, cidr: string | null, mac?: string): Promise<void> {
     const peer = `p${this.#hosts++}`;
-    await run('ip', ['link', 'add', ifname, 'netns', ns, ...(mac ? ['address', mac] : []), 'type', 'veth', 'peer', 'name', peer, 'netns', this.switchNs]);
+    await run('ip', [
+      'link',
+      'add',
+      ifname,
+      'netns',
+      ns,
+      ...(mac ? ['address', mac] : []),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      peer,
+      'netns',
+      this.switchNs,
+    ]);
     await this.ip(this.switchNs, 'link', 'set', peer, 'master', 'br0');
     await this.ip(this.switchNs, 'link', 'set', peer, 'up');
     if (cidr) await this.ip(ns, 'addr', 'add', cidr, 'dev', ifname);

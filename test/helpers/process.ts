@@ -20,9 +20,20 @@ export interface DaemonProcess {
 export function loopbackArgs(clientPort: number, extra: string[] = []): string[] {
   return [
     '-d',
-    '-l', '127.0.0.1', '-t', '127.0.0.1', '-b', '127.0.0.1',
-    '--bind-address', '127.0.0.1',
-    '--dhcp-port', '0', '--proxy-port', '0', '--client-port', String(clientPort),
+    '-l',
+    '127.0.0.1',
+    '-t',
+    '127.0.0.1',
+    '-b',
+    '127.0.0.1',
+    '--bind-address',
+    '127.0.0.1',
+    '--dhcp-port',
+    '0',
+    '--proxy-port',
+    '0',
+    '--client-port',
+    String(clientPort),
     '--no-tftp',
     ...extra,
     'pxelinux.0',
@@ -45,7 +56,9 @@ export function startDaemonProcess(args: string[], o: { built?: boolean; prefix?
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -56,7 +69,9 @@ export async function waitForLine(d: DaemonProcess, pattern: RegExp, ms = 10_000
     const m = pattern.exec(d.output());
     if (m) return m;
     if (d.child.exitCode !== null || d.child.signalCode !== null) {
-      throw new Error(`daemon exited (${d.child.exitCode ?? d.child.signalCode}) before ${String(pattern)}:\n${d.output()}`);
+      throw new Error(
+        `daemon exited (${d.child.exitCode ?? d.child.signalCode}) before ${String(pattern)}:\n${d.output()}`,
+      );
     }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)}:\n${d.output()}`);
     await new Promise((r) => setTimeout(r, 20));

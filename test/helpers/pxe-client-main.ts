@@ -51,7 +51,12 @@ const isProxy = (p: DhcpPacket): boolean => p.yourIp === '0.0.0.0';
 const isAddressOffer = (p: DhcpPacket): boolean => p.yourIp !== '0.0.0.0';
 
 /** Collect for `xid` until `enough` holds (or the wait ends), then a little longer. */
-async function exchange(ep: Endpoint, xid: number, enough: (ps: DhcpPacket[]) => boolean, ms = OFFER_WAIT_MS): Promise<Received[]> {
+async function exchange(
+  ep: Endpoint,
+  xid: number,
+  enough: (ps: DhcpPacket[]) => boolean,
+  ms = OFFER_WAIT_MS,
+): Promise<Received[]> {
   await ep.collect((r) => enough(answering(r, xid)), ms);
   await ep.collect(() => false, SETTLE_MS);
   return [...ep.received];
@@ -102,7 +107,11 @@ async function pxe(s: Scenario): Promise<void> {
     ep4011.clear();
     await ep.send(request4011(who, s.mac, x, ack.yourIp, proxyServer), 4011, proxyServer);
     await exchange(ep, x, (ps) => ps.length > 0, 3000);
-    emit(`request-4011-${who}`, [...ep68.received, ...ep4011.received], { xid: x, server: proxyServer, address: ack.yourIp });
+    emit(`request-4011-${who}`, [...ep68.received, ...ep4011.received], {
+      xid: x,
+      server: proxyServer,
+      address: ack.yourIp,
+    });
   }
   ep68.close();
   ep4011.close();

@@ -50,7 +50,8 @@ function replay(name: string, mac: string, xid: number, patch: Partial<DhcpPacke
   const p = decodeDhcp(fixture(name));
   const options = new Map(p.options);
   // Option 61 (client id) is type 1 + the MAC in these captures: keep it consistent with ours.
-  if (options.has(DhcpOption.CLIENT_ID)) options.set(DhcpOption.CLIENT_ID, Buffer.concat([Buffer.of(1), chaddrOf(mac).subarray(0, 6)]));
+  if (options.has(DhcpOption.CLIENT_ID))
+    options.set(DhcpOption.CLIENT_ID, Buffer.concat([Buffer.of(1), chaddrOf(mac).subarray(0, 6)]));
   return { ...p, transactionId: xid, clientHardware: chaddrOf(mac), options, ...patch };
 }
 
@@ -104,12 +105,20 @@ export class Endpoint {
   /** Bind 0.0.0.0:`port` on `iface` (SO_BINDTOIFINDEX), broadcasts allowed. */
   static async open(port: number, iface: string): Promise<Endpoint> {
     const index = Number(readFileSync(`/sys/class/net/${iface}/ifindex`, 'utf8'));
-    const socket = await openUdp({ port, address: '0.0.0.0', device: { name: iface, index }, broadcast: true, purpose: 'test client' });
+    const socket = await openUdp({
+      port,
+      address: '0.0.0.0',
+      device: { name: iface, index },
+      broadcast: true,
+      purpose: 'test client',
+    });
     return new Endpoint(socket, port);
   }
 
   send(bytes: Buffer, port: number, address: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(bytes, port, address, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(bytes, port, address, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** Wait until `done(received so far)` holds or `ms` pass; then return what arrived. */

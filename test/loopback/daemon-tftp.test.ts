@@ -88,14 +88,20 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
   });
 
   void it('binds ports.tftp and serves the NBP to curl with the right sha256', async () => {
-    const t = await startTestDaemon(cliConfig(`-t 127.0.0.1 --tftp-root ${root.dir} --tftp-port 0 pxelinux.0`, client.port));
+    const t = await startTestDaemon(
+      cliConfig(`-t 127.0.0.1 --tftp-root ${root.dir} --tftp-port 0 pxelinux.0`, client.port),
+    );
     try {
       assert.equal(t.daemon.ports.tftp.length, 1);
       const port = t.daemon.ports.tftp[0]!;
       assert.ok(port > 0);
       assert.ok(!(await portFree(port)), 'the TFTP port is held by the daemon');
       const dest = join(out.dir, 'pxelinux.0');
-      await run('curl', ['-sS', '--max-time', '30', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${port}/pxelinux.0`], { timeout: 40_000 });
+      await run(
+        'curl',
+        ['-sS', '--max-time', '30', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${port}/pxelinux.0`],
+        { timeout: 40_000 },
+      );
       assert.equal(sha(readFileSync(dest)), sha(NBP));
       assert.equal(warnings(t).length, 0, 'the NBP is in the root: no start-up warning');
       assert.ok(t.lines.some((l) => l.message === 'TFTP server listening' && l.ports === String(port)));
@@ -115,7 +121,9 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
     await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
     const taken = holder.address().port;
     try {
-      const t = await startTestDaemon(cliConfig(`-t 127.0.0.1 --tftp-root ${root.dir} --tftp-port ${taken} pxelinux.0`, client.port));
+      const t = await startTestDaemon(
+        cliConfig(`-t 127.0.0.1 --tftp-root ${root.dir} --tftp-port ${taken} pxelinux.0`, client.port),
+      );
       try {
         assert.deepEqual(t.daemon.ports.tftp, []);
         const w = warnings(t);
@@ -135,7 +143,9 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
 
   void it('-t naming a foreign address: TFTP is not started, clients are sent there', async () => {
     const port = await freePort();
-    const t = await startTestDaemon(cliConfig(`-t 192.0.2.10 --tftp-root ${root.dir} --tftp-port ${port} pxelinux.0`, client.port));
+    const t = await startTestDaemon(
+      cliConfig(`-t 192.0.2.10 --tftp-root ${root.dir} --tftp-port ${port} pxelinux.0`, client.port),
+    );
     try {
       assert.deepEqual(t.daemon.ports.tftp, []);
       assert.ok(await portFree(port), 'nothing listens on the TFTP port');
@@ -151,7 +161,10 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
 
   void it('--no-tftp: TFTP is not started', async () => {
     const port = await freePort();
-    const config = cliConfig(`-t 127.0.0.1 --no-tftp --tftp-root ${root.dir} --tftp-port ${port} pxelinux.0`, client.port);
+    const config = cliConfig(
+      `-t 127.0.0.1 --no-tftp --tftp-root ${root.dir} --tftp-port ${port} pxelinux.0`,
+      client.port,
+    );
     assert.equal(config.tftp.enabled, false);
     const t = await startTestDaemon(config);
     try {
@@ -166,7 +179,9 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
   });
 
   void it('an NBP missing from the root gives one start-up warning naming it', async () => {
-    const t = await startTestDaemon(cliConfig(`-t 127.0.0.1 --tftp-root ${empty.dir} --tftp-port 0 bootx64.efi`, client.port));
+    const t = await startTestDaemon(
+      cliConfig(`-t 127.0.0.1 --tftp-root ${empty.dir} --tftp-port 0 bootx64.efi`, client.port),
+    );
     try {
       assert.equal(t.daemon.ports.tftp.length, 1, 'the server runs all the same');
       const w = warnings(t);

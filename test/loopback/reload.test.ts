@@ -25,10 +25,14 @@ const WAIT_MS = 5000;
 /** Free UDP ports on loopback: bind port 0, note the number, close. */
 async function freePorts(n: number): Promise<number[]> {
   const socks = await Promise.all(
-    Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-      const s = createSocket('udp4');
-      s.bind(0, HOST, () => resolve(s));
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket>((resolve) => {
+          const s = createSocket('udp4');
+          s.bind(0, HOST, () => resolve(s));
+        }),
+    ),
   );
   const ports = socks.map((s) => s.address().port);
   await Promise.all(socks.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -152,7 +156,11 @@ class DiscoverStream {
 
   /** After `stop()`: wait until every DISCOVER sent has its answer. */
   async drained(): Promise<void> {
-    await until(() => this.unanswered().length === 0, WAIT_MS, `answers to all ${this.sent.length} DISCOVERs (${this.unanswered().length} missing)`);
+    await until(
+      () => this.unanswered().length === 0,
+      WAIT_MS,
+      `answers to all ${this.sent.length} DISCOVERs (${this.unanswered().length} missing)`,
+    );
   }
 }
 
@@ -168,7 +176,13 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
     chmodSync(configPath, 0o644); // the daemon re-reads it after dropping root privileges
   };
   const rules = (file: string) =>
-    JSON.stringify({ boot: [{ arch: 'bios', file }, { arch: 'efi-x64', file: 'ipxe.efi' }], 'log-format': 'json' });
+    JSON.stringify({
+      boot: [
+        { arch: 'bios', file },
+        { arch: 'efi-x64', file: 'ipxe.efi' },
+      ],
+      'log-format': 'json',
+    });
 
   before(async () => {
     assert.ok(existsSync(MAIN), `${MAIN} is missing: run \`make build\` first (make test does)`);
@@ -180,9 +194,25 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
     sock = createSocket('udp4');
     await new Promise<void>((resolve) => sock.bind(client, HOST, () => resolve()));
     daemon = new DaemonProcess([
-      '-d', '-l', HOST, '-t', HOST, '-b', HOST, '--bind-address', HOST,
-      '--dhcp-port', String(dhcp), '--proxy-port', String(proxy), '--client-port', String(client),
-      '--no-tftp', '--config', configPath, 'default.0',
+      '-d',
+      '-l',
+      HOST,
+      '-t',
+      HOST,
+      '-b',
+      HOST,
+      '--bind-address',
+      HOST,
+      '--dhcp-port',
+      String(dhcp),
+      '--proxy-port',
+      String(proxy),
+      '--client-port',
+      String(client),
+      '--no-tftp',
+      '--config',
+      configPath,
+      'default.0',
     ]);
     await daemon.waitFor((l) => l.message === 'listening', 'the listening line');
     // The last start-up line (as root): the SIGHUP handler is installed right after it.
@@ -211,17 +241,32 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
     const firstSecond = stream.order.indexOf('second.0');
     assert.ok(firstSecond > 0, 'answers before the reload name the old rule, after it the new one');
     assert.ok(stream.order.slice(0, firstSecond).every((f) => f === 'first.0'));
-    assert.ok(stream.order.slice(firstSecond).every((f) => f === 'second.0'), 'never the old rule once the new one answered');
+    assert.ok(
+      stream.order.slice(firstSecond).every((f) => f === 'second.0'),
+      'never the old rule once the new one answered',
+    );
     assert.ok(firstSecond >= beforeHup - 5, 'the old rule held until the signal');
     const rulesLogged = new Set(daemon.lines.filter((l) => l.message === 'proxy offer').map((l) => l.rule));
-    assert.deepEqual([...rulesLogged], ['rule 1 (arch=bios,file=first.0)', 'rule 1 (arch=bios,file=second.0)'], 'log lines name the rule');
-    console.log(`reload: ${stream.sent.length} DISCOVERs, ${stream.answers.size} answered, switch after ${firstSecond}`);
+    assert.deepEqual(
+      [...rulesLogged],
+      ['rule 1 (arch=bios,file=first.0)', 'rule 1 (arch=bios,file=second.0)'],
+      'log lines name the rule',
+    );
+    console.log(
+      `reload: ${stream.sent.length} DISCOVERs, ${stream.answers.size} answered, switch after ${firstSecond}`,
+    );
   });
 
   it('a broken file changes nothing, logs one error line, and the daemon keeps serving', async () => {
     const broken = [
       '{"boot": [{"arch": "bios", "file": "third.0"}',
-      JSON.stringify({ boot: [{ arch: 'bios', file: 'third.0' }, { arch: 'risc-v', file: 'x' }], 'log-format': 'json' }),
+      JSON.stringify({
+        boot: [
+          { arch: 'bios', file: 'third.0' },
+          { arch: 'risc-v', file: 'x' },
+        ],
+        'log-format': 'json',
+      }),
     ];
     for (const [i, body] of broken.entries()) {
       const errorsBefore = daemon.lines.filter((l) => l.level === 'error').length;
@@ -230,7 +275,10 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
       await stream.answersNaming('second.0', ANSWERS_PER_PHASE / 2);
       writeConfig(body);
       daemon.child.kill('SIGHUP');
-      await daemon.waitFor(() => daemon.lines.filter((l) => l.level === 'error').length > errorsBefore, `the error line for broken file ${i}`);
+      await daemon.waitFor(
+        () => daemon.lines.filter((l) => l.level === 'error').length > errorsBefore,
+        `the error line for broken file ${i}`,
+      );
       const line = daemon.lines.filter((l) => l.level === 'error')[errorsBefore]!;
       assert.equal(line.message, 'reload failed, keeping the running configuration');
       await stream.answersNaming('second.0', ANSWERS_PER_PHASE);
@@ -240,7 +288,11 @@ describe('SIGHUP reload of the built daemon on loopback', { timeout: 60_000 }, (
       assert.equal(daemon.lines.filter((l) => l.level === 'error').length, errorsBefore + 1, 'exactly one error line');
       const since = stream.sent.slice(sentBefore);
       assert.ok(since.length > 50, `sent ${since.length}`);
-      assert.deepEqual(since.filter((x) => stream.answers.get(x) !== 'second.0'), [], 'every answer still names the running rule');
+      assert.deepEqual(
+        since.filter((x) => stream.answers.get(x) !== 'second.0'),
+        [],
+        'every answer still names the running rule',
+      );
     }
     const errors = daemon.lines.filter((l) => l.level === 'error').map((l) => String(l.error));
     assert.match(errors[0]!, /not valid JSON/);

@@ -56,22 +56,46 @@ void describe('TFTP server on loopback', () => {
   let port: number;
   const { log, lines } = memoryLogger();
   before(async () => {
-    server = await startTftpServer({ root: root.dir, listen, maxTransfers: 8, maxPerClient: 8, idleTimeoutMs: 3000, log });
+    server = await startTftpServer({
+      root: root.dir,
+      listen,
+      maxTransfers: 8,
+      maxPerClient: 8,
+      idleTimeoutMs: 3000,
+      log,
+    });
     port = server.ports[0]!;
   });
   after(() => server.close());
 
   void it('size probe, then a fresh RRQ (§9 vector 15)', async () => {
     const probe = await ScriptClient.open();
-    probe.send({ kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['tsize', '0'], ['blksize', '1456']]) }, port);
+    probe.send(
+      {
+        kind: 'rrq',
+        filename: 'undionly.kpxe',
+        mode: 'octet',
+        options: new Map([
+          ['tsize', '0'],
+          ['blksize', '1456'],
+        ]),
+      },
+      port,
+    );
     const oack = await probe.next();
     assert.notEqual(oack.from.port, port, 'answered from a new port (TID)');
-    assert.deepEqual(oack.packet.kind === 'oack' && Object.fromEntries(oack.packet.options), { tsize: '70000', blksize: '1456' });
+    assert.deepEqual(oack.packet.kind === 'oack' && Object.fromEntries(oack.packet.options), {
+      tsize: '70000',
+      blksize: '1456',
+    });
     probe.send({ kind: 'error', code: 8, message: 'User aborted the transfer' }, oack.from.port);
     assert.deepEqual(await probe.drain(1300), [], 'no retransmission after the abort');
     await probe.close();
     const second = await ScriptClient.open();
-    second.send({ kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['blksize', '1456']]) }, port);
+    second.send(
+      { kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['blksize', '1456']]) },
+      port,
+    );
     const o2 = await second.next();
     assert.deepEqual(o2.packet.kind === 'oack' && Object.fromEntries(o2.packet.options), { blksize: '1456' });
     second.send({ kind: 'ack', block: 0 }, o2.from.port);
@@ -83,7 +107,15 @@ void describe('TFTP server on loopback', () => {
   });
 
   void it('clamps blksize 9000 to 1468 (§9 vector 16) and serves the file intact, windowed and lockstep', async () => {
-    assert.equal(sha(await fetch(port, 'big.bin', [['blksize', '9000'], ['windowsize', '8']])), sha(FILES['big.bin']));
+    assert.equal(
+      sha(
+        await fetch(port, 'big.bin', [
+          ['blksize', '9000'],
+          ['windowsize', '8'],
+        ]),
+      ),
+      sha(FILES['big.bin']),
+    );
     assert.equal(sha(await fetch(port, 'pxelinux.0')), sha(FILES['pxelinux.0']));
     const done = lines.find((l) => l.message === 'TFTP transfer complete' && l.file === 'big.bin');
     assert.equal(done?.blksize, 1468);
@@ -99,7 +131,8 @@ void describe('TFTP server on loopback', () => {
     try {
       // In bursts of 50, so no socket buffer drops any of them.
       for (let burst = 0; burst < N; burst += 50) {
-        for (let i = burst; i < burst + 50; i++) c.send({ kind: 'wrq', filename: `w${i}`, mode: 'octet', options: new Map() }, port);
+        for (let i = burst; i < burst + 50; i++)
+          c.send({ kind: 'wrq', filename: `w${i}`, mode: 'octet', options: new Map() }, port);
         for (let i = 0; i < 50; i++) {
           const { packet } = await c.next();
           assert.deepEqual(packet.kind === 'error' && packet.code, 2);
@@ -118,7 +151,12 @@ void describe('TFTP server on loopback', () => {
       c.send(p, port);
       return (await c.next()).packet;
     };
-    const e1 = await ask({ kind: 'rrq', filename: 'pxelinux.cfg/01-52-54-00-12-34-56', mode: 'octet', options: new Map() });
+    const e1 = await ask({
+      kind: 'rrq',
+      filename: 'pxelinux.cfg/01-52-54-00-12-34-56',
+      mode: 'octet',
+      options: new Map(),
+    });
     assert.deepEqual(e1.kind === 'error' && e1.code, 1);
     const e2 = await ask({ kind: 'rrq', filename: '../../etc/passwd', mode: 'octet', options: new Map() });
     assert.deepEqual(e2.kind === 'error' && e2.code, 2);
@@ -131,7 +169,12 @@ void describe('TFTP server on loopback', () => {
 
   void it('the same RRQ twice within 1 ms is one transfer (§9 vector 21)', async () => {
     const c = await ScriptClient.open();
-    const rrq: TftpPacket = { kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map([['blksize', '512']]) };
+    const rrq: TftpPacket = {
+      kind: 'rrq',
+      filename: 'pxelinux.0',
+      mode: 'octet',
+      options: new Map([['blksize', '512']]),
+    };
     const started = server.stats.get('tftp-transfer-started');
     c.send(rrq, port);
     c.send(rrq, port);
@@ -162,7 +205,13 @@ void describe('TFTP server on loopback', () => {
 void describe('TFTP server through a lossy, duplicating, reordering socket', () => {
   for (const [name, options] of [
     ['lockstep', [['blksize', '1468']]],
-    ['windowsize 16', [['blksize', '1468'], ['windowsize', '16']]],
+    [
+      'windowsize 16',
+      [
+        ['blksize', '1468'],
+        ['windowsize', '16'],
+      ],
+    ],
   ] as [string, [string, string][]][]) {
     void it(`${name}: 1 MB arrives intact, with retransmissions`, async () => {
       const counts = { dropped: 0, duplicated: 0, reordered: 0 };

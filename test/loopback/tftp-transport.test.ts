@@ -22,7 +22,12 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
   before(async () => {
     c = await client();
     other = await client();
-    t = await udpTransport((e) => errors.push(e))({ address: '127.0.0.1', port: 0, purpose: 'TFTP transfer', peer: { address: '127.0.0.1', port: c.socket.address().port } });
+    t = await udpTransport((e) => errors.push(e))({
+      address: '127.0.0.1',
+      port: 0,
+      purpose: 'TFTP transfer',
+      peer: { address: '127.0.0.1', port: c.socket.address().port },
+    });
     t.onMessage((msg, from) => heard.push(`${from.port}:${msg.toString()}`));
   });
   after(async () => {
@@ -38,7 +43,10 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
     c.socket.send('from client', t.port, '127.0.0.1');
     other.socket.send('from elsewhere', t.port, '127.0.0.1');
     await until(() => heard.length === 2, 2000, 'both datagrams heard');
-    assert.deepEqual(heard.sort(), [`${c.socket.address().port}:from client`, `${other.socket.address().port}:from elsewhere`].sort());
+    assert.deepEqual(
+      heard.sort(),
+      [`${c.socket.address().port}:from client`, `${other.socket.address().port}:from elsewhere`].sort(),
+    );
     // Replies to a foreign TID (ERROR 5) leave from the same port.
     t.send(Buffer.from('error 5'), 0, 7, other.socket.address().port, '127.0.0.1');
     await until(() => other.got.length === 1, 2000, 'reply to the other sender');
@@ -52,8 +60,14 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
     for (let i = 0; i < 4; i++) buf.fill(0x61 + i, i * 100, Math.min(350, (i + 1) * 100));
     t.send(buf, 0, 350, c.socket.address().port, '127.0.0.1');
     await until(() => c.got.length === 4, 2000, 'four datagrams');
-    assert.deepEqual(c.got.map((b) => b.length), [100, 100, 100, 50]);
-    assert.deepEqual(c.got.map((b) => String.fromCharCode(b[0]!)), ['a', 'b', 'c', 'd']);
+    assert.deepEqual(
+      c.got.map((b) => b.length),
+      [100, 100, 100, 50],
+    );
+    assert.deepEqual(
+      c.got.map((b) => String.fromCharCode(b[0]!)),
+      ['a', 'b', 'c', 'd'],
+    );
   });
 });
 
@@ -61,7 +75,12 @@ void describe('transfer transport: a segmented send the kernel refuses falls bac
   void it('resends the refused buffer one datagram at a time and reports the fallback', async () => {
     const c = await client();
     const errors: Error[] = [];
-    const t = await udpTransport((e) => errors.push(e))({ address: '127.0.0.1', port: 0, purpose: 'TFTP transfer', peer: { address: '127.0.0.1', port: c.socket.address().port } });
+    const t = await udpTransport((e) => errors.push(e))({
+      address: '127.0.0.1',
+      port: 0,
+      purpose: 'TFTP transfer',
+      peer: { address: '127.0.0.1', port: c.socket.address().port },
+    });
     try {
       let fellBack = false;
       t.segment!(10, () => (fellBack = true));

@@ -90,7 +90,9 @@ function assertProxyReply(p: DhcpPacket, requestFixture: string, type: number): 
 }
 
 async function runClient(lab: Lab, host: Host, scenario: Record<string, unknown>): Promise<Map<string, Step>> {
-  const child = lab.spawn(host.ns, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(scenario)], { cwd: ROOT });
+  const child = lab.spawn(host.ns, process.execPath, ['--import', 'tsx', CLIENT, JSON.stringify(scenario)], {
+    cwd: ROOT,
+  });
   let out = '';
   let err = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
@@ -189,7 +191,10 @@ describe('pxe-pdhcp beside a home router, in network namespaces', () => {
       assert.deepEqual(rs.filter(fromUs), [], 'we ignore REQUESTs on port 67');
     });
 
-    for (const [who, port] of [['ipxe', 68], ['edk2', 4011]] as const) {
+    for (const [who, port] of [
+      ['ipxe', 68],
+      ['edk2', 4011],
+    ] as const) {
       it(`gets our 4011 ACK from port 4011 back to port ${port} (${who} style)`, () => {
         const step = steps.get(`request-4011-${who}`);
         const rs = replies(step);
@@ -223,9 +228,17 @@ describe('pxe-pdhcp beside a home router, in network namespaces', () => {
     const pcap = join(work, 'plain.pcap');
     const dump = lab.spawn(host.ns, 'tcpdump', ['-i', 'eth0', '-n', '-U', '-Z', 'root', '-w', pcap, 'ip']);
     await waitForOutput(dump, /listening on/, 10_000);
-    const dhcp = await lab.exec(host.ns, 'busybox', ['udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-s', '/bin/true', '-T', '1', '-t', '5'], 30_000);
+    const dhcp = await lab.exec(
+      host.ns,
+      'busybox',
+      ['udhcpc', '-f', '-q', '-n', '-i', 'eth0', '-s', '/bin/true', '-T', '1', '-t', '5'],
+      30_000,
+    );
     assert.equal(dhcp.code, 0, `udhcpc failed: ${dhcp.stderr}`);
-    assert.match(dhcp.stderr + dhcp.stdout, new RegExp(`lease of 10\\.77\\.0\\.\\d+ obtained from ${ROUTER_IP.replace(/\./g, '\\.')}`));
+    assert.match(
+      dhcp.stderr + dhcp.stdout,
+      new RegExp(`lease of 10\\.77\\.0\\.\\d+ obtained from ${ROUTER_IP.replace(/\./g, '\\.')}`),
+    );
     await new Promise((r) => setTimeout(r, LATE_ANSWER_WINDOW_MS));
     await lab.stop(dump);
     const read = await lab.exec(host.ns, 'tcpdump', ['-r', pcap, '-n', '-e']);
@@ -234,7 +247,10 @@ describe('pxe-pdhcp beside a home router, in network namespaces', () => {
       .map((l) => SOURCE_LINE.exec(l))
       .filter((m) => m !== null)
       .map((m) => ({ mac: m[1]!, ip: m[2]! }));
-    assert.ok(sources.some((s) => s.mac === ROUTER.mac && s.ip === ROUTER_IP), `the capture saw the router:\n${read.stdout}${read.stderr}`);
+    assert.ok(
+      sources.some((s) => s.mac === ROUTER.mac && s.ip === ROUTER_IP),
+      `the capture saw the router:\n${read.stdout}${read.stderr}`,
+    );
     const ours = sources.filter((s) => s.mac === SERVER.mac || s.ip === OUR_IP);
     assert.deepEqual(ours, [], 'no packet from our address or MAC reached the plain client');
   });

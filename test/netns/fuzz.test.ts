@@ -5,7 +5,13 @@ import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
 import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
 import { until } from '../helpers/daemon.js';
 import { requestBytes } from '../helpers/packets.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, type DaemonProcess } from '../helpers/process.js';
+import {
+  listeningPorts,
+  loopbackArgs,
+  startDaemonProcess,
+  stopDaemon,
+  type DaemonProcess,
+} from '../helpers/process.js';
 import { loadCorpus, runFuzz } from '../fuzz/fuzz.js';
 import { replyProblems } from '../fuzz/invariants.js';
 import { runTarget, type FuzzReply } from '../fuzz/targets.js';
@@ -18,7 +24,11 @@ describe('fuzz: decode → decide → encode never throws anything but DecodeErr
   it(`survives ${FUZZ_SECONDS} s of mutated and random DHCP and TFTP input`, () => {
     const r = runFuzz({ seed: Date.now() % 2 ** 31, seconds: FUZZ_SECONDS });
     const first = r.crashes[0];
-    assert.equal(r.crashCount, 0, first ? `crash on ${first.protocol} ${first.input.toString('hex')}:\n${first.error}` : '');
+    assert.equal(
+      r.crashCount,
+      0,
+      first ? `crash on ${first.protocol} ${first.input.toString('hex')}:\n${first.error}` : '',
+    );
     assert.ok(r.inputs.dhcp > 10_000 && r.inputs.tftp > 5_000, `too few inputs: ${JSON.stringify(r.inputs)}`);
     // The mutations must reach past the decoder into policy: replies and several ignore reasons.
     const outcomes = [...r.firsts.keys()].join('\n');
@@ -41,7 +51,10 @@ describe('fuzz: decode → decide → encode never throws anything but DecodeErr
     assert.ok(cases.length >= 20, `corpus has only ${cases.length} cases`);
     for (const c of cases) {
       for (let variant = 0; variant < 6; variant++) {
-        assert.doesNotThrow(() => runTarget(c.protocol, c.input, variant), `corpus case ${c.name} (variant ${variant})`);
+        assert.doesNotThrow(
+          () => runTarget(c.protocol, c.input, variant),
+          `corpus case ${c.name} (variant ${variant})`,
+        );
       }
     }
   });
@@ -90,13 +103,18 @@ describe('fuzz over sockets: the running daemon keeps answering', () => {
     // A valid DISCOVER on 67 and a valid REQUEST on 4011, sent after all the fuzz: each socket reads
     // its queue in order, so their answers mean the daemon has taken every fuzzed datagram.
     const before = received.length;
-    const answerTo = (xid: number): Buffer | undefined => received.slice(before).find((m) => m.length >= 8 && m.readUInt32BE(4) === xid);
+    const answerTo = (xid: number): Buffer | undefined =>
+      received.slice(before).find((m) => m.length >= 8 && m.readUInt32BE(4) === xid);
     const discoverXid = 0x0f0f1234;
     const requestXid = 0x0f0f1235;
     send(requestBytes({ xid: discoverXid, type: MessageType.DISCOVER }), ports.dhcp);
     send(requestBytes({ xid: requestXid, type: MessageType.REQUEST, ciaddr: '127.0.0.1', arch: 7 }), ports.proxy);
     await until(() => answerTo(discoverXid) !== undefined, 3000, 'an offer to a valid DISCOVER after the fuzz traffic');
-    await until(() => answerTo(requestXid) !== undefined, 3000, 'an ACK to a valid 4011 REQUEST after the fuzz traffic');
+    await until(
+      () => answerTo(requestXid) !== undefined,
+      3000,
+      'an ACK to a valid 4011 REQUEST after the fuzz traffic',
+    );
     assert.equal(daemon.child.exitCode, null, `daemon died:\n${daemon.output()}`);
     const fuzzReplies = received.filter((m) => m !== answerTo(discoverXid) && m !== answerTo(requestXid));
     assert.ok(fuzzReplies.length > 100, `the fuzz traffic provoked only ${fuzzReplies.length} replies`);

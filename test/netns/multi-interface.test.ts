@@ -26,7 +26,16 @@ describe('two interfaces (-i eth0 -i eth1)', () => {
     await lanB.attach(server.ns, 'eth1', '10.82.0.2/24');
     clientA = await lanA.addHost('cla', null, '52:54:00:81:00:01');
     clientB = await lanB.addHost('clb', null, '52:54:00:82:00:01');
-    const daemon = lanA.spawn(server.ns, process.execPath, [DAEMON, '-d', '-i', 'eth0', '-i', 'eth1', '--no-tftp', 'pxelinux.0']);
+    const daemon = lanA.spawn(server.ns, process.execPath, [
+      DAEMON,
+      '-d',
+      '-i',
+      'eth0',
+      '-i',
+      'eth1',
+      '--no-tftp',
+      'pxelinux.0',
+    ]);
     await waitForOutput(daemon, /interface=eth0[\s\S]*interface=eth1/, 10_000);
   });
   after(async () => {

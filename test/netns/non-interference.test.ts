@@ -45,13 +45,23 @@ describe('never interfere: ordinary DHCP traffic gets nothing from us (namespace
     until(() => withXid(xid).length >= n, ANSWER_WAIT_MS, `${what} (reply number ${n} with xid 0x${xid.toString(16)})`);
 
   before(async () => {
-    for (const tool of ['ip', 'tcpdump']) assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
+    for (const tool of ['ip', 'tcpdump'])
+      assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
     lab = await Lab.create('nointf');
     srv = await lab.addHost('srv', '10.78.0.2/24');
     cli = await lab.addHost('cli', '10.78.0.3/24');
     // Without a route, a send to 255.255.255.255 fails with ENETUNREACH.
     await lab.ip(cli.ns, 'route', 'add', 'default', 'dev', 'eth0');
-    capture = lab.spawn(srv.ns, 'tcpdump', ['-i', 'eth0', '-nn', '-v', '-l', '-Q', 'out', 'udp and (src port 67 or src port 4011)']);
+    capture = lab.spawn(srv.ns, 'tcpdump', [
+      '-i',
+      'eth0',
+      '-nn',
+      '-v',
+      '-l',
+      '-Q',
+      'out',
+      'udp and (src port 67 or src port 4011)',
+    ]);
     let partial = '';
     capture.stdout?.on('data', (d: Buffer) => {
       const text = partial + d.toString();
@@ -63,7 +73,10 @@ describe('never interfere: ordinary DHCP traffic gets nothing from us (namespace
       if (captured.length < 1 << 20) captured += d.toString(); // for failure messages
     });
     await waitForOutput(capture, /listening on eth0/, 10_000);
-    daemon = startDaemonProcess(['-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], { built: true, prefix: ['ip', 'netns', 'exec', srv.ns] });
+    daemon = startDaemonProcess(['-d', '-i', 'eth0', '--no-tftp', 'pxelinux.0'], {
+      built: true,
+      prefix: ['ip', 'netns', 'exec', srv.ns],
+    });
     await waitForLine(daemon, /dropped privileges/);
   });
 
@@ -73,7 +86,12 @@ describe('never interfere: ordinary DHCP traffic gets nothing from us (namespace
   });
 
   async function flood(mode: string, count: number): Promise<void> {
-    const r = await lab.exec(cli.ns, process.execPath, ['--import', 'tsx', FLOOD, mode, srv.address, String(count)], 120_000);
+    const r = await lab.exec(
+      cli.ns,
+      process.execPath,
+      ['--import', 'tsx', FLOOD, mode, srv.address, String(count)],
+      120_000,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`sent ${mode === 'repeat' ? count * 2 : count}`));
   }
@@ -88,7 +106,11 @@ describe('never interfere: ordinary DHCP traffic gets nothing from us (namespace
     await answered(CONTROL.request, 1, 'the ACK to the 4011 REQUEST sent after the foreign flood');
     await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS));
     const control = [...withXid(CONTROL.discover), ...withXid(CONTROL.request)];
-    assert.deepEqual(repliesSeen().filter((l) => !control.includes(l)), [], 'not one reply to the foreign flood');
+    assert.deepEqual(
+      repliesSeen().filter((l) => !control.includes(l)),
+      [],
+      'not one reply to the foreign flood',
+    );
     assert.equal(repliesSeen().length, 2, `one answer to each control packet:\n${captured}\n${daemon.output()}`);
     assert.match(withXid(CONTROL.discover)[0]!, /10\.78\.0\.2\.67 > 255\.255\.255\.255\.68: /);
     assert.match(withXid(CONTROL.request)[0]!, /10\.78\.0\.2\.4011 > 10\.78\.0\.3\.68: /);
@@ -99,7 +121,11 @@ describe('never interfere: ordinary DHCP traffic gets nothing from us (namespace
   it('client retransmissions: each DISCOVER and 4011 REQUEST gets exactly one answer, nothing piles up', async () => {
     const before = repliesSeen().length;
     await flood('repeat', 5);
-    await until(() => repliesSeen().length - before >= 10, ANSWER_WAIT_MS, `10 answers to the retransmissions (have ${repliesSeen().length - before})`);
+    await until(
+      () => repliesSeen().length - before >= 10,
+      ANSWER_WAIT_MS,
+      `10 answers to the retransmissions (have ${repliesSeen().length - before})`,
+    );
     // No further answer may follow (a pile-up would): the 10 above are the positive control.
     await new Promise((r) => setTimeout(r, QUIET_WINDOW_MS));
     const lines = repliesSeen().slice(before);

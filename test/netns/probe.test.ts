@@ -38,7 +38,10 @@ describe('pxe-probe in network namespaces', () => {
     writeFileSync(join(tftpRoot, 'initrd.img'), files.initrd);
     // A chain: the 01-MAC file only includes the real one.
     writeFileSync(join(tftpRoot, 'pxelinux.cfg/01-52-54-00-7a-00-09'), 'INCLUDE pxelinux.cfg/linux.cfg\n');
-    writeFileSync(join(tftpRoot, 'pxelinux.cfg/linux.cfg'), 'DEFAULT linux\nLABEL linux\n  KERNEL vmlinuz\n  APPEND initrd=initrd.img quiet\n');
+    writeFileSync(
+      join(tftpRoot, 'pxelinux.cfg/linux.cfg'),
+      'DEFAULT linux\nLABEL linux\n  KERNEL vmlinuz\n  APPEND initrd=initrd.img quiet\n',
+    );
     lab = await Lab.create('probe');
     router = await lab.addHost('rtr', '10.78.0.1/24');
     server = await lab.addHost('srv', '10.78.0.2/24');
@@ -53,7 +56,18 @@ describe('pxe-probe in network namespaces', () => {
 
   async function withRouter<T>(extra: string[], body: () => Promise<T>): Promise<T> {
     const leases = join(tftpRoot, `leases-${Math.random()}`);
-    const child = lab.spawn(router.ns, 'dnsmasq', ['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping', '--dhcp-range=10.78.0.100,10.78.0.150,1h', `--dhcp-leasefile=${leases}`, ...extra]);
+    const child = lab.spawn(router.ns, 'dnsmasq', [
+      '-d',
+      '-C',
+      '/dev/null',
+      '--port=0',
+      '-i',
+      'eth0',
+      '--no-ping',
+      '--dhcp-range=10.78.0.100,10.78.0.150,1h',
+      `--dhcp-leasefile=${leases}`,
+      ...extra,
+    ]);
     await waitForOutput(child, READY, 10_000);
     try {
       return await body();
@@ -73,14 +87,29 @@ describe('pxe-probe in network namespaces', () => {
   }
 
   async function probe(...args: string[]): Promise<{ code: number; result: ProbeResult }> {
-    const r = await lab.exec(client.ns, process.execPath, [PROBE, '-i', 'eth0', '--timeout', '2', '--json', ...args], 60_000);
+    const r = await lab.exec(
+      client.ns,
+      process.execPath,
+      [PROBE, '-i', 'eth0', '--timeout', '2', '--json', ...args],
+      60_000,
+    );
     assert.equal(r.stderr.replace(/.*nodedir.*\n?/g, ''), '', 'no stderr');
     const addrs = await lab.exec(client.ns, 'ip', ['-4', 'addr', 'show', 'dev', 'eth0']);
     assert.doesNotMatch(addrs.stdout, /inet /, 'the borrowed address is removed');
     return { code: r.code, result: JSON.parse(r.stdout) as ProbeResult };
   }
 
-  const dnsmasqProxy = ['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--dhcp-range=10.78.0.0,proxy', '--pxe-service=x86PC,Boot,pxelinux', '--pxe-service=x86-64_EFI,Boot,bootx64'];
+  const dnsmasqProxy = [
+    '-d',
+    '-C',
+    '/dev/null',
+    '--port=0',
+    '-i',
+    'eth0',
+    '--dhcp-range=10.78.0.0,proxy',
+    '--pxe-service=x86PC,Boot,pxelinux',
+    '--pxe-service=x86-64_EFI,Boot,bootx64',
+  ];
 
   it('against dnsmasq in proxy mode: menu, boot-server discovery on 4011, --fetch of a pxelinux chain with known sha256', async () => {
     await withRouter([], () =>
@@ -101,7 +130,10 @@ describe('pxe-probe in network namespaces', () => {
         assert.equal(byFile.get('initrd.img')?.sha256, sha(files.initrd));
         assert.equal(byFile.get('vmlinuz')?.tsize, files.kernel.length);
         assert.equal(result.fetch!.pxelinux?.config, 'pxelinux.cfg/01-52-54-00-7a-00-09');
-        assert.deepEqual(result.fetch!.pxelinux?.searched.map((s) => s.found), [false, true]);
+        assert.deepEqual(
+          result.fetch!.pxelinux?.searched.map((s) => s.found),
+          [false, true],
+        );
       }),
     );
   });
@@ -141,7 +173,10 @@ describe('pxe-probe in network namespaces', () => {
         const efi = await probe('--arch', 'efi-x64');
         assert.equal(efi.code, 1);
         assert.equal(efi.result.bootRequest?.target, '10.78.0.1');
-        assert.deepEqual(efi.result.findings.map((f) => f.code), ['router-sends-pxeclient', 'no-4011-answer']);
+        assert.deepEqual(
+          efi.result.findings.map((f) => f.code),
+          ['router-sends-pxeclient', 'no-4011-answer'],
+        );
         const bios = await probe();
         assert.equal(bios.code, 0);
         assert.ok(bios.result.findings.some((f) => f.code === 'router-sends-pxeclient'));
@@ -150,14 +185,32 @@ describe('pxe-probe in network namespaces', () => {
   });
 
   it('--check passes on a good setup and fails naming the holder of port 67, a missing file and interface', async () => {
-    const good = await lab.exec(checker.ns, process.execPath, [DAEMON, '--check', '-i', 'eth0', '--tftp-root', tftpRoot, 'pxelinux.0']);
+    const good = await lab.exec(checker.ns, process.execPath, [
+      DAEMON,
+      '--check',
+      '-i',
+      'eth0',
+      '--tftp-root',
+      tftpRoot,
+      'pxelinux.0',
+    ]);
     assert.equal(good.code, 0, good.stdout);
     assert.match(good.stdout, /check passed/);
     const holder = lab.spawn(checker.ns, 'dnsmasq', dnsmasqProxy);
     // dnsmasq prints its proxy line once its sockets (67 and 4011) are bound.
     await waitForOutput(holder, READY, 10_000);
     {
-      const bad = await lab.exec(checker.ns, process.execPath, [DAEMON, '--check', '-i', 'eth0', '-i', 'eth9', '--tftp-root', tftpRoot, 'missing.efi']);
+      const bad = await lab.exec(checker.ns, process.execPath, [
+        DAEMON,
+        '--check',
+        '-i',
+        'eth0',
+        '-i',
+        'eth9',
+        '--tftp-root',
+        tftpRoot,
+        'missing.efi',
+      ]);
       assert.equal(bad.code, 1);
       assert.match(bad.stdout, /FAIL UDP port 67 \(proxyDHCP\) is in use by dnsmasq \(pid \d+\)/);
       assert.match(bad.stdout, /FAIL interface eth9 does not exist/);
@@ -166,7 +219,15 @@ describe('pxe-probe in network namespaces', () => {
       assert.match(bad.stdout, /check failed: 4 problems/);
     }
     await lab.stop(holder);
-    const noRoot = await lab.exec(checker.ns, process.execPath, [DAEMON, '--check', '-i', 'eth0', '--tftp-root', join(tftpRoot, 'nope'), 'pxelinux.0']);
+    const noRoot = await lab.exec(checker.ns, process.execPath, [
+      DAEMON,
+      '--check',
+      '-i',
+      'eth0',
+      '--tftp-root',
+      join(tftpRoot, 'nope'),
+      'pxelinux.0',
+    ]);
     assert.equal(noRoot.code, 1);
     assert.match(noRoot.stdout, /FAIL TFTP root .*nope does not exist/);
   });

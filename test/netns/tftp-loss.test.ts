@@ -35,7 +35,8 @@ describe('TFTP through 10 % loss and duplicated packets, real clients (namespace
   }
 
   before(async () => {
-    for (const tool of ['ip', 'nft', 'atftp', 'curl', 'tftp']) assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
+    for (const tool of ['ip', 'nft', 'atftp', 'curl', 'tftp'])
+      assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
     // The daemon reads the root as nobody.
     chmodSync(root.dir, 0o755);
     for (const f of ['big.bin', 'pxelinux.0']) chmodSync(join(root.dir, f), 0o644);
@@ -46,17 +47,68 @@ describe('TFTP through 10 % loss and duplicated packets, real clients (namespace
     await lab.ip(srv.ns, 'link', 'set', 'eth0', 'gso_max_segs', '1');
     await nft(cli.ns, 'add', 'table', 'inet', 'lossy');
     await nft(cli.ns, 'add', 'chain', 'inet', 'lossy', 'input', '{ type filter hook input priority 0 ; }');
-    await nft(cli.ns, 'add', 'rule', 'inet', 'lossy', 'input', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10', '0', 'counter', 'drop');
+    await nft(
+      cli.ns,
+      'add',
+      'rule',
+      'inet',
+      'lossy',
+      'input',
+      'meta',
+      'l4proto',
+      'udp',
+      'numgen',
+      'random',
+      'mod',
+      '10',
+      '0',
+      'counter',
+      'drop',
+    );
     // Bridge ports: p0 leads to srv, p1 to cli (addHost order).
     await nft(lab.switchNs, 'add', 'table', 'netdev', 'dups');
     // From the server, only DATA (UDP length over 100) is duplicated: atftp aborts a transfer on a
     // second OACK ("unexpected OACK"), a limit of that client, not of the server under test. From
     // the client, everything is (requests, ACKs: the duplicate-ACK path).
-    for (const [port, other, only] of [['p0', 'p1', ['udp', 'length', '>', '100']], ['p1', 'p0', []]] as const) {
-      await nft(lab.switchNs, 'add', 'chain', 'netdev', 'dups', `in_${port}`, `{ type filter hook ingress device ${port} priority 0 ; }`);
-      await nft(lab.switchNs, 'add', 'rule', 'netdev', 'dups', `in_${port}`, 'ip', 'protocol', 'udp', ...only, 'numgen', 'random', 'mod', '5', '0', 'counter', 'dup', 'to', other);
+    for (const [port, other, only] of [
+      ['p0', 'p1', ['udp', 'length', '>', '100']],
+      ['p1', 'p0', []],
+    ] as const) {
+      await nft(
+        lab.switchNs,
+        'add',
+        'chain',
+        'netdev',
+        'dups',
+        `in_${port}`,
+        `{ type filter hook ingress device ${port} priority 0 ; }`,
+      );
+      await nft(
+        lab.switchNs,
+        'add',
+        'rule',
+        'netdev',
+        'dups',
+        `in_${port}`,
+        'ip',
+        'protocol',
+        'udp',
+        ...only,
+        'numgen',
+        'random',
+        'mod',
+        '5',
+        '0',
+        'counter',
+        'dup',
+        'to',
+        other,
+      );
     }
-    daemon = startDaemonProcess(['-d', '-i', 'eth0', '--tftp-root', root.dir, 'pxelinux.0'], { built: true, prefix: ['ip', 'netns', 'exec', srv.ns] });
+    daemon = startDaemonProcess(['-d', '-i', 'eth0', '--tftp-root', root.dir, 'pxelinux.0'], {
+      built: true,
+      prefix: ['ip', 'netns', 'exec', srv.ns],
+    });
     await waitForLine(daemon, /TFTP server listening/);
   });
 
@@ -68,15 +120,41 @@ describe('TFTP through 10 % loss and duplicated packets, real clients (namespace
   });
 
   const clients: [string, (dest: string) => [string, string[]]][] = [
-    ['atftp (blksize 1468, windowsize 8)', (dest) => ['atftp', ['--option', 'blksize 1468', '--option', 'windowsize 8', '--option', 'tsize 0', '-g', '-r', 'big.bin', '-l', dest, '10.79.0.2', '69']]],
-    ['curl (blksize 1468)', (dest) => ['curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, 'tftp://10.79.0.2/big.bin']]],
+    [
+      'atftp (blksize 1468, windowsize 8)',
+      (dest) => [
+        'atftp',
+        [
+          '--option',
+          'blksize 1468',
+          '--option',
+          'windowsize 8',
+          '--option',
+          'tsize 0',
+          '-g',
+          '-r',
+          'big.bin',
+          '-l',
+          dest,
+          '10.79.0.2',
+          '69',
+        ],
+      ],
+    ],
+    [
+      'curl (blksize 1468)',
+      (dest) => ['curl', ['-sS', '--tftp-blksize', '1468', '-o', dest, 'tftp://10.79.0.2/big.bin']],
+    ],
     ['tftp-hpa (512-byte blocks)', (dest) => ['tftp', ['-m', 'binary', '10.79.0.2', '-c', 'get', 'big.bin', dest]]],
   ];
 
   for (const [name, command] of clients) {
     it(`1 MiB with ${name} arrives with the right sha256`, async () => {
       const dest = join(out.dir, `${name.split(' ')[0]}.bin`);
-      const [dropsBefore, dupsBefore] = [await counter(cli.ns, 'inet lossy'), await counter(lab.switchNs, 'netdev dups')];
+      const [dropsBefore, dupsBefore] = [
+        await counter(cli.ns, 'inet lossy'),
+        await counter(lab.switchNs, 'netdev dups'),
+      ];
       const started = Date.now();
       const [cmd, args] = command(dest);
       const r = await lab.exec(cli.ns, cmd, args, 120_000);

@@ -18,7 +18,8 @@ void describe('TFTP through a link that drops 10 % of the packets (nftables)', (
   let srv: Host;
   let cli: Host;
   before(async () => {
-    for (const tool of ['ip', 'nft', 'atftp']) assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
+    for (const tool of ['ip', 'nft', 'atftp'])
+      assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
     lab = await Lab.create('tftploss');
     srv = await lab.addHost('srv', '10.77.9.1/24');
     cli = await lab.addHost('cli', '10.77.9.2/24');
@@ -31,7 +32,23 @@ void describe('TFTP through a link that drops 10 % of the packets (nftables)', (
     for (const args of [
       ['add', 'table', 'inet', 'lossy'],
       ['add', 'chain', 'inet', 'lossy', 'input', '{ type filter hook input priority 0 ; }'],
-      ['add', 'rule', 'inet', 'lossy', 'input', 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '10', '0', 'counter', 'drop'],
+      [
+        'add',
+        'rule',
+        'inet',
+        'lossy',
+        'input',
+        'meta',
+        'l4proto',
+        'udp',
+        'numgen',
+        'random',
+        'mod',
+        '10',
+        '0',
+        'counter',
+        'drop',
+      ],
     ]) {
       const r = await lab.exec(cli.ns, 'nft', args);
       assert.equal(r.code, 0, `nft ${args.join(' ')}: ${r.stderr}`);
@@ -49,7 +66,21 @@ void describe('TFTP through a link that drops 10 % of the packets (nftables)', (
     const r = await lab.exec(
       cli.ns,
       'atftp',
-      ['--option', 'blksize 1468', '--option', 'tsize 0', '--option', 'windowsize 16', '-g', '-r', 'r3m.bin', '-l', dest, srv.address, '69'],
+      [
+        '--option',
+        'blksize 1468',
+        '--option',
+        'tsize 0',
+        '--option',
+        'windowsize 16',
+        '-g',
+        '-r',
+        'r3m.bin',
+        '-l',
+        dest,
+        srv.address,
+        '69',
+      ],
       60_000,
     );
     const seconds = (Date.now() - started) / 1000;

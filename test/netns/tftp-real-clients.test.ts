@@ -24,23 +24,56 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 type Client = (port: number, name: string, dest: string) => Promise<unknown>;
 const CLIENTS: Record<string, { tool: string; get: Client }> = {
-  'tftp-hpa': { tool: 'tftp', get: (port, name, dest) => run('tftp', ['-m', 'binary', '127.0.0.1', String(port), '-c', 'get', name, dest], { timeout: 120_000 }) },
+  'tftp-hpa': {
+    tool: 'tftp',
+    get: (port, name, dest) =>
+      run('tftp', ['-m', 'binary', '127.0.0.1', String(port), '-c', 'get', name, dest], { timeout: 120_000 }),
+  },
   atftp: {
     tool: 'atftp',
     get: (port, name, dest) =>
-      run('atftp', ['--option', `blksize ${name === 'rollover.bin' ? 512 : 1468}`, '--option', 'tsize 0', '--option', 'windowsize 16', '-g', '-r', name, '-l', dest, '127.0.0.1', String(port)], {
-        timeout: 120_000,
-      }),
+      run(
+        'atftp',
+        [
+          '--option',
+          `blksize ${name === 'rollover.bin' ? 512 : 1468}`,
+          '--option',
+          'tsize 0',
+          '--option',
+          'windowsize 16',
+          '-g',
+          '-r',
+          name,
+          '-l',
+          dest,
+          '127.0.0.1',
+          String(port),
+        ],
+        {
+          timeout: 120_000,
+        },
+      ),
   },
-  curl: { tool: 'curl', get: (port, name, dest) => run('curl', ['-sS', '--max-time', '120', '-o', dest, `tftp://127.0.0.1:${port}/${name}`], { timeout: 130_000 }) },
+  curl: {
+    tool: 'curl',
+    get: (port, name, dest) =>
+      run('curl', ['-sS', '--max-time', '120', '-o', dest, `tftp://127.0.0.1:${port}/${name}`], { timeout: 130_000 }),
+  },
 };
 
 void describe('real TFTP clients against our server', () => {
   let server: TftpServer;
   const { log, lines } = memoryLogger('info');
   before(async () => {
-    for (const { tool } of Object.values(CLIENTS)) assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
-    server = await startTftpServer({ root: root.dir, listen: [{ address: '127.0.0.1', port: 0, transferAddress: '127.0.0.1', mtu: 1500 }], maxTransfers: 16, idleTimeoutMs: 5000, log });
+    for (const { tool } of Object.values(CLIENTS))
+      assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
+    server = await startTftpServer({
+      root: root.dir,
+      listen: [{ address: '127.0.0.1', port: 0, transferAddress: '127.0.0.1', mtu: 1500 }],
+      maxTransfers: 16,
+      idleTimeoutMs: 5000,
+      log,
+    });
   });
   after(async () => {
     await server.close();
@@ -62,10 +95,14 @@ void describe('real TFTP clients against our server', () => {
   void it('refuses traversal and writes (tftp-hpa)', async () => {
     const port = String(server.ports[0]);
     const dest = join(out.dir, 'passwd');
-    const trav = await run('tftp', ['127.0.0.1', port, '-c', 'get', '../../etc/passwd', dest]).catch((e: { stdout: string; stderr: string }) => e);
+    const trav = await run('tftp', ['127.0.0.1', port, '-c', 'get', '../../etc/passwd', dest]).catch(
+      (e: { stdout: string; stderr: string }) => e,
+    );
     assert.match(`${trav.stdout}${trav.stderr}`, /Error code 2/);
     assert.ok(!existsSync(dest) || readFileSync(dest).length === 0, 'nothing from outside the root');
-    const put = await run('tftp', ['127.0.0.1', port, '-c', 'put', join(root.dir, 'x512.bin'), 'upload.bin']).catch((e: { stdout: string; stderr: string }) => e);
+    const put = await run('tftp', ['127.0.0.1', port, '-c', 'put', join(root.dir, 'x512.bin'), 'upload.bin']).catch(
+      (e: { stdout: string; stderr: string }) => e,
+    );
     assert.match(`${put.stdout}${put.stderr}`, /Error code 2/);
     assert.ok(!existsSync(join(root.dir, 'upload.bin')));
     await new Promise((r) => setTimeout(r, 20));

@@ -62,7 +62,10 @@ describe('dropPrivileges', () => {
   });
 
   it('refuses to go on when root is still reachable', () => {
-    assert.throws(() => dropPrivileges('nobody', fakeIds(0, true)), (e) => e instanceof UserError && /refusing to run as root/.test(e.message));
+    assert.throws(
+      () => dropPrivileges('nobody', fakeIds(0, true)),
+      (e) => e instanceof UserError && /refusing to run as root/.test(e.message),
+    );
     assert.throws(() => dropPrivileges('root', fakeIds(0)), /refusing to run as root/);
     assert.throws(() => dropPrivileges('no-such-user-here', fakeIds(0)), /no such account "no-such-user-here"/);
   });
@@ -101,8 +104,18 @@ describe('privilege drop of the built daemon', () => {
     const ns = `${lab.l.id}-solo`;
     await lab.l.addNamespace(ns);
     const nobody = lookupAccount('nobody');
-    const setpriv = ['ip', 'netns', 'exec', ns, 'setpriv', `--reuid=${nobody.uid}`, `--regid=${nobody.gid}`, '--clear-groups',
-      '--inh-caps=+net_bind_service', '--ambient-caps=+net_bind_service'];
+    const setpriv = [
+      'ip',
+      'netns',
+      'exec',
+      ns,
+      'setpriv',
+      `--reuid=${nobody.uid}`,
+      `--regid=${nobody.gid}`,
+      '--clear-groups',
+      '--inh-caps=+net_bind_service',
+      '--ambient-caps=+net_bind_service',
+    ];
     const args = loopbackArgs(9);
     args.splice(args.indexOf('--dhcp-port') + 1, 1, '67');
     args.splice(args.indexOf('--proxy-port') + 1, 1, '4011');

@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { requestBytes } from '../helpers/packets.js';
-import { listeningPorts, loopbackArgs, startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from '../helpers/process.js';
+import {
+  listeningPorts,
+  loopbackArgs,
+  startDaemonProcess,
+  stopDaemon,
+  waitForLine,
+  type DaemonProcess,
+} from '../helpers/process.js';
 
 let client: Socket;
 const received: Buffer[] = [];
@@ -35,7 +42,9 @@ async function offered(port: number, xid: number, ms = 2000): Promise<boolean> {
 }
 
 function start(logFile?: string): DaemonProcess {
-  return startDaemonProcess(loopbackArgs(client.address().port, logFile ? ['--log-file', logFile] : []), { built: true });
+  return startDaemonProcess(loopbackArgs(client.address().port, logFile ? ['--log-file', logFile] : []), {
+    built: true,
+  });
 }
 
 describe('signals (built daemon)', () => {

@@ -18,7 +18,9 @@ describe('systemd unit (src/daemon/systemd/pxe-pdhcp.service.in)', () => {
     dir = mkdtempSync(join(tmpdir(), 'pxe-pdhcp-unit-'));
     unitPath = join(dir, 'pxe-pdhcp.service');
     // The same recipe `make install` uses, with the paths of a default install.
-    execFileSync('make', ['-s', '--no-print-directory', 'unit-file', `UNIT_FILE=${unitPath}`, 'PREFIX=/usr/local'], { cwd: ROOT });
+    execFileSync('make', ['-s', '--no-print-directory', 'unit-file', `UNIT_FILE=${unitPath}`, 'PREFIX=/usr/local'], {
+      cwd: ROOT,
+    });
     unit = readFileSync(unitPath, 'utf8');
   });
 
@@ -26,7 +28,10 @@ describe('systemd unit (src/daemon/systemd/pxe-pdhcp.service.in)', () => {
 
   it('has every placeholder filled in', () => {
     assert.doesNotMatch(unit, /@[A-Z]+@/);
-    assert.match(unit, new RegExp(`^ExecStart=${process.execPath} /usr/local/lib/pxe-pdhcp/dist/bin/pxe-pdhcp\\.js -d `, 'm'));
+    assert.match(
+      unit,
+      new RegExp(`^ExecStart=${process.execPath} /usr/local/lib/pxe-pdhcp/dist/bin/pxe-pdhcp\\.js -d `, 'm'),
+    );
   });
 
   it('runs unprivileged with only CAP_NET_BIND_SERVICE and the usual protections', () => {

@@ -23,7 +23,8 @@ const arg = (name: string, fallback: number): number => {
 const seconds = arg('--seconds', 600);
 const rate = arg('--rate', 500);
 
-const rssKiB = (pid: number): number => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+const rssKiB = (pid: number): number =>
+  Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 const root = mkdtempSync(join(tmpdir(), 'pxe-pdhcp-soak-'));
 chmodSync(root, 0o755);
@@ -63,7 +64,9 @@ const samples: string[] = [];
 const tick = setInterval(() => {
   const due = Math.floor(((Date.now() - started) / 1000) * rate) - sent;
   for (let i = 0; i < due; i++) {
-    const mac = [...randomBytes(6)].map((b, j) => (j === 0 ? (b & 0xfe) | 2 : b).toString(16).padStart(2, '0')).join(':');
+    const mac = [...randomBytes(6)]
+      .map((b, j) => (j === 0 ? (b & 0xfe) | 2 : b).toString(16).padStart(2, '0'))
+      .join(':');
     client.send(requestBytes({ mac, xid: sent, arch: sent % 3 === 0 ? 7 : 0 }), ports.dhcp, '127.0.0.1', (err) => {
       if (err) sendErrors++;
     });
@@ -74,7 +77,16 @@ const tick = setInterval(() => {
 const fetcher = setInterval(() => {
   const dest = join(root, `out-${transfers % 4}.bin`);
   transfers++;
-  const transfer = run('curl', ['-sS', '--max-time', '20', '--tftp-blksize', '1468', '-o', dest, `tftp://127.0.0.1:${tftpPort}/soak.bin`])
+  const transfer = run('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    '--tftp-blksize',
+    '1468',
+    '-o',
+    dest,
+    `tftp://127.0.0.1:${tftpPort}/soak.bin`,
+  ])
     .then(() => {
       if (createHash('sha256').update(readFileSync(dest)).digest('hex') !== want) transferErrors++;
     })
@@ -110,7 +122,10 @@ const alive = daemon.child.exitCode === null;
 const code = await stopDaemon(daemon);
 client.close();
 rmSync(root, { recursive: true, force: true });
-const errorLines = daemon.output().split('\n').filter((l) => /\berror\b|internal-error|handler failed/.test(l));
+const errorLines = daemon
+  .output()
+  .split('\n')
+  .filter((l) => /\berror\b|internal-error|handler failed/.test(l));
 const lost = sent - offers;
 console.log(
   `soak: ${seconds} s at ${rate} DISCOVER/s: sent ${sent}, offers ${offers} (${lost} unanswered, ${sendErrors} send errors); ` +

@@ -28,7 +28,10 @@ describe('pxe-pdhcp flags, word for word', () => {
     ['-i eth0 pxelinux.0', { interfaces: ['eth0'], nbp: 'pxelinux.0', foreground: false }],
     ['-d -i eth0 pxelinux.0', { interfaces: ['eth0'], foreground: true }],
     ['-di eth0 pxelinux.0', { interfaces: ['eth0'], foreground: true }],
-    ['-l 10.0.0.2 -t 10.0.0.3 -b 10.0.0.255 x.0', { interfaces: [], listenAddress: '10.0.0.2', tftpAddress: '10.0.0.3', broadcastAddress: '10.0.0.255' }],
+    [
+      '-l 10.0.0.2 -t 10.0.0.3 -b 10.0.0.255 x.0',
+      { interfaces: [], listenAddress: '10.0.0.2', tftpAddress: '10.0.0.3', broadcastAddress: '10.0.0.255' },
+    ],
     ['-i eth0 -l 10.0.0.2 pxelinux.0', { interfaces: ['eth0'], listenAddress: '10.0.0.2' }],
     ['-i eth0 -t 10.0.0.9 pxelinux.0', { tftpAddress: '10.0.0.9' }],
     ['-i eth0 -b 10.0.0.255 pxelinux.0', { broadcastAddress: '10.0.0.255' }],
@@ -78,7 +81,10 @@ describe('pxe-pdhcp flags, word for word', () => {
 
   it('a usage error prints the pxe-pdhcp usage text', () => {
     assert.ok(usageError('pxelinux.0').includes(USAGE));
-    assert.match(USAGE, /^usage: pxe-pdhcp \[-d\] \[-i interface\] \[-l listen address\] \[-t tftp address\] \[-b broadcast address\] <nbp name>/);
+    assert.match(
+      USAGE,
+      /^usage: pxe-pdhcp \[-d\] \[-i interface\] \[-l listen address\] \[-t tftp address\] \[-b broadcast address\] <nbp name>/,
+    );
   });
 
   it('--help goes to stdout with status 0', () => {
@@ -114,7 +120,10 @@ describe('--config FILE', () => {
   };
 
   it('uses the same keys as the long options; the command line wins', () => {
-    const p = file('a.json', JSON.stringify({ interface: ['eth1'], 'efi-mode': 'bypass', nbp: 'from-file.0', 'log-level': 'debug' }));
+    const p = file(
+      'a.json',
+      JSON.stringify({ interface: ['eth1'], 'efi-mode': 'bypass', nbp: 'from-file.0', 'log-level': 'debug' }),
+    );
     const c = config(`--config ${p} -q --log-level warn`);
     assert.deepEqual(c.interfaces, ['eth1']);
     assert.equal(c.efiMode, 'bypass');

@@ -4,7 +4,13 @@ import { parseProcNetUdp } from '../../../src/net/port-owner.js';
 import { prefixLength } from '../../../src/probe/address.js';
 import { planBoot, summarizeOffer } from '../../../src/probe/analyze.js';
 import { parseProbeArgs } from '../../../src/cli/probe-args.js';
-import { buildBootRequest, buildDiscover, buildRelease, buildRequest, firmwareOf } from '../../../src/probe/client-packets.js';
+import {
+  buildBootRequest,
+  buildDiscover,
+  buildRelease,
+  buildRequest,
+  firmwareOf,
+} from '../../../src/probe/client-packets.js';
 import { fetchBoot } from '../../../src/probe/fetch.js';
 import { configSearchOrder, defaultBootEntry, parsePxelinuxConfig } from '../../../src/probe/pxelinux.js';
 import type { TftpResult } from '../../../src/probe/tftp-client.js';
@@ -22,7 +28,8 @@ describe('client packets imitate real firmware', () => {
     const ours = decodeDhcp(encodeDhcp(buildDiscover({ mac: MAC, arch: 7, uuid: GUID }, real.transactionId)));
     assert.equal(firmwareOf({ mac: MAC, arch: 7 }), 'edk2');
     assert.deepEqual(codes(ours), codes(real));
-    for (const code of [55, 57, 93, 94, 97, 60]) assert.deepEqual(ours.options.get(code), real.options.get(code), `option ${code}`);
+    for (const code of [55, 57, 93, 94, 97, 60])
+      assert.deepEqual(ours.options.get(code), real.options.get(code), `option ${code}`);
     assert.equal(ours.flags, real.flags);
     assert.deepEqual(ours.clientHardware, real.clientHardware);
   });
@@ -30,15 +37,27 @@ describe('client packets imitate real firmware', () => {
   it('iPXE DISCOVER matches ipxe-efi-discover.hex except 175', () => {
     const real = decodeDhcp(fixture('ipxe-efi-discover'));
     const mac = Buffer.from('525400770003', 'hex');
-    const ours = decodeDhcp(encodeDhcp(buildDiscover({ mac, arch: 7, userClass: 'iPXE', uuid: real.options.get(97)!.subarray(1) }, 1)));
-    assert.deepEqual(codes(ours), codes(real).filter((c) => c !== DhcpOption.IPXE_ENCAP));
-    for (const code of [55, 57, 60, 61, 77, 93, 94, 97]) assert.deepEqual(ours.options.get(code), real.options.get(code), `option ${code}`);
+    const ours = decodeDhcp(
+      encodeDhcp(buildDiscover({ mac, arch: 7, userClass: 'iPXE', uuid: real.options.get(97)!.subarray(1) }, 1)),
+    );
+    assert.deepEqual(
+      codes(ours),
+      codes(real).filter((c) => c !== DhcpOption.IPXE_ENCAP),
+    );
+    for (const code of [55, 57, 60, 61, 77, 93, 94, 97])
+      assert.deepEqual(ours.options.get(code), real.options.get(code), `option ${code}`);
   });
 
   it('a BIOS ROM DISCOVER is the iPXE BIOS shape without 77', () => {
     const real = decodeDhcp(fixture('ipxe-bios-rom-discover'));
-    const ours = buildDiscover({ mac: Buffer.from('525400770001', 'hex'), arch: 0, uuid: real.options.get(97)!.subarray(1) }, 1);
-    assert.deepEqual(codes(ours), codes(real).filter((c) => c !== 77 && c !== 175));
+    const ours = buildDiscover(
+      { mac: Buffer.from('525400770001', 'hex'), arch: 0, uuid: real.options.get(97)!.subarray(1) },
+      1,
+    );
+    assert.deepEqual(
+      codes(ours),
+      codes(real).filter((c) => c !== 77 && c !== 175),
+    );
     assert.deepEqual(ours.options.get(60), real.options.get(60));
   });
 
@@ -46,7 +65,11 @@ describe('client packets imitate real firmware', () => {
     const id = { mac: MAC, arch: 7, uuid: GUID };
     const req = buildRequest(id, 9, '10.77.0.1', '10.77.0.101');
     assert.deepEqual(codes(req).slice(0, 3), [53, 54, 50]);
-    const boot = buildBootRequest({ mac: MAC, arch: 0 }, 5, { clientIp: '10.77.0.101', serverId: '10.77.0.2', bootItemType: 0x8000 });
+    const boot = buildBootRequest({ mac: MAC, arch: 0 }, 5, {
+      clientIp: '10.77.0.101',
+      serverId: '10.77.0.2',
+      bootItemType: 0x8000,
+    });
     assert.equal(boot.clientIp, '10.77.0.101');
     assert.equal(boot.flags, 0);
     assert.equal(boot.options.get(43)!.toString('hex'), '47048000000' + '0ff');
@@ -63,12 +86,32 @@ function reply(over: Partial<DhcpPacket>, options: [number, Buffer][]): DhcpPack
 }
 const from = (address: string): { address: string; port: number } => ({ address, port: 67 });
 const routerOffer = (extra: [number, Buffer][] = []): DhcpPacket =>
-  reply({ yourIp: '10.0.0.50' }, [[53, Buffer.of(2)], [54, Buffer.from([10, 0, 0, 1])], [1, Buffer.from([255, 255, 255, 0])], ...extra]);
+  reply({ yourIp: '10.0.0.50' }, [
+    [53, Buffer.of(2)],
+    [54, Buffer.from([10, 0, 0, 1])],
+    [1, Buffer.from([255, 255, 255, 0])],
+    ...extra,
+  ]);
 const pxe = Buffer.from('PXEClient');
 
 describe('offer analysis follows the firmware ranking', () => {
-  const bypass = summarizeOffer(reply({ nextServer: '10.0.0.2', bootFile: 'pxelinux.0' }, [[53, Buffer.of(2)], [54, Buffer.from([10, 0, 0, 2])], [60, pxe], [43, Buffer.from('060108ff', 'hex')]]), from('10.0.0.2'));
-  const binl = summarizeOffer(reply({ nextServer: '10.0.0.3', bootFile: 'x.efi' }, [[53, Buffer.of(2)], [54, Buffer.from([10, 0, 0, 3])], [60, pxe]]), from('10.0.0.3'));
+  const bypass = summarizeOffer(
+    reply({ nextServer: '10.0.0.2', bootFile: 'pxelinux.0' }, [
+      [53, Buffer.of(2)],
+      [54, Buffer.from([10, 0, 0, 2])],
+      [60, pxe],
+      [43, Buffer.from('060108ff', 'hex')],
+    ]),
+    from('10.0.0.2'),
+  );
+  const binl = summarizeOffer(
+    reply({ nextServer: '10.0.0.3', bootFile: 'x.efi' }, [
+      [53, Buffer.of(2)],
+      [54, Buffer.from([10, 0, 0, 3])],
+      [60, pxe],
+    ]),
+    from('10.0.0.3'),
+  );
   const plain = summarizeOffer(routerOffer(), from('10.0.0.1'));
   const opt60 = summarizeOffer(routerOffer([[60, pxe]]), from('10.0.0.1'));
 
@@ -78,17 +121,41 @@ describe('offer analysis follows the firmware ranking', () => {
     assert.equal(bypass.kind, 'proxy');
     assert.equal(bypass.vendorShape, 'bypass');
     assert.equal(binl.vendorShape, 'none');
-    const menu = summarizeOffer(reply({}, [[53, Buffer.of(2)], [60, pxe], [43, Buffer.from('0601030a040050584508078000010a4f00020907800004426f6f74ff', 'hex')]]), from('10.79.0.2'));
+    const menu = summarizeOffer(
+      reply({}, [
+        [53, Buffer.of(2)],
+        [60, pxe],
+        [43, Buffer.from('0601030a040050584508078000010a4f00020907800004426f6f74ff', 'hex')],
+      ]),
+      from('10.79.0.2'),
+    );
     assert.equal(menu.vendorShape, 'menu');
     assert.deepEqual(menu.menu, [{ type: 0x8000, description: 'Boot' }]);
     assert.deepEqual(menu.bootServers, [{ type: 0x8000, addresses: ['10.79.0.2'] }]);
-    assert.deepEqual(planBoot([plain, menu], 'pxe-rom'), { kind: 'ask-4011', via: menu, target: '10.79.0.2', bootItemType: 0x8000 });
-    const bad = summarizeOffer(reply({}, [[53, Buffer.of(2)], [60, pxe], [43, Buffer.from('0605', 'hex')]]), from('10.0.0.9'));
+    assert.deepEqual(planBoot([plain, menu], 'pxe-rom'), {
+      kind: 'ask-4011',
+      via: menu,
+      target: '10.79.0.2',
+      bootItemType: 0x8000,
+    });
+    const bad = summarizeOffer(
+      reply({}, [
+        [53, Buffer.of(2)],
+        [60, pxe],
+        [43, Buffer.from('0605', 'hex')],
+      ]),
+      from('10.0.0.9'),
+    );
     assert.equal(bad.vendorShape, 'malformed');
   });
 
   it('a bypass proxy offer boots directly; a BINL one asks port 4011 of siaddr', () => {
-    assert.deepEqual(planBoot([plain, bypass], 'edk2'), { kind: 'direct', via: bypass, nextServer: '10.0.0.2', file: 'pxelinux.0' });
+    assert.deepEqual(planBoot([plain, bypass], 'edk2'), {
+      kind: 'direct',
+      via: bypass,
+      nextServer: '10.0.0.2',
+      file: 'pxelinux.0',
+    });
     assert.deepEqual(planBoot([plain, binl], 'edk2'), { kind: 'ask-4011', via: binl, target: '10.0.0.3' });
   });
 
@@ -105,7 +172,12 @@ describe('offer analysis follows the firmware ranking', () => {
 
 describe('pxelinux', () => {
   it('searches UUID, 01-MAC, hex address prefixes, default under the NBP directory', () => {
-    const names = configSearchOrder('boot/', Buffer.from('88992aabbccd', 'hex'), '192.168.2.91', Buffer.from('b8945908d6a641a9611d74a6ab80b83d', 'hex'));
+    const names = configSearchOrder(
+      'boot/',
+      Buffer.from('88992aabbccd', 'hex'),
+      '192.168.2.91',
+      Buffer.from('b8945908d6a641a9611d74a6ab80b83d', 'hex'),
+    );
     assert.deepEqual(names, [
       'boot/pxelinux.cfg/b8945908-d6a6-41a9-611d-74a6ab80b83d',
       'boot/pxelinux.cfg/01-88-99-2a-ab-bc-cd',
@@ -115,9 +187,18 @@ describe('pxelinux', () => {
   });
 
   it('finds the default label, menu default and command-line defaults', () => {
-    const cfg = parsePxelinuxConfig('# c\nDEFAULT linux\nlabel other\n kernel o\nLABEL linux\n  LINUX vmlinuz\n  INITRD a.img,b.img\n  APPEND quiet\n');
-    assert.deepEqual(defaultBootEntry(cfg), { label: 'linux', kernel: 'vmlinuz', initrd: ['a.img', 'b.img'], append: 'quiet' });
-    const menu = parsePxelinuxConfig('UI menu.c32\nDEFAULT vesamenu.c32\nLABEL a\n KERNEL k1\nLABEL b\n MENU DEFAULT\n KERNEL k2\n APPEND initrd=i2 ro\n');
+    const cfg = parsePxelinuxConfig(
+      '# c\nDEFAULT linux\nlabel other\n kernel o\nLABEL linux\n  LINUX vmlinuz\n  INITRD a.img,b.img\n  APPEND quiet\n',
+    );
+    assert.deepEqual(defaultBootEntry(cfg), {
+      label: 'linux',
+      kernel: 'vmlinuz',
+      initrd: ['a.img', 'b.img'],
+      append: 'quiet',
+    });
+    const menu = parsePxelinuxConfig(
+      'UI menu.c32\nDEFAULT vesamenu.c32\nLABEL a\n KERNEL k1\nLABEL b\n MENU DEFAULT\n KERNEL k2\n APPEND initrd=i2 ro\n',
+    );
     assert.deepEqual(defaultBootEntry(menu), { label: 'b', kernel: 'k2', initrd: ['i2'], append: 'initrd=i2 ro' });
     assert.equal(defaultBootEntry(parsePxelinuxConfig('DEFAULT vmlinuz initrd=x.img'))?.kernel, 'vmlinuz');
     assert.equal(defaultBootEntry(parsePxelinuxConfig('PROMPT 1')), undefined);
@@ -135,19 +216,41 @@ describe('pxelinux', () => {
     const get = (o: { file: string }): Promise<TftpResult> => {
       asked.push(o.file);
       const body = files[o.file];
-      return Promise.resolve(body === undefined ? { ok: false, failure: { kind: 'error', code: 1, name: 'FILE_NOT_FOUND', message: 'not found' }, ms: 1 } : { ok: true, data: Buffer.from(body), ms: 1, blksize: 512, windowsize: 1 });
+      return Promise.resolve(
+        body === undefined
+          ? { ok: false, failure: { kind: 'error', code: 1, name: 'FILE_NOT_FOUND', message: 'not found' }, ms: 1 }
+          : { ok: true, data: Buffer.from(body), ms: 1, blksize: 512, windowsize: 1 },
+      );
     };
-    const r = await fetchBoot({ server: '10.0.0.2', bootFile: 'pxelinux.0', mac: MAC, clientIp: '192.168.2.91', blksize: 1468, windowsize: 4 }, get);
+    const r = await fetchBoot(
+      { server: '10.0.0.2', bootFile: 'pxelinux.0', mac: MAC, clientIp: '192.168.2.91', blksize: 1468, windowsize: 4 },
+      get,
+    );
     assert.equal(r.ok, true);
     assert.deepEqual(asked.slice(-4), ['pxelinux.cfg/C0A8', 'pxelinux.cfg/common', 'k', 'i']);
-    assert.deepEqual(r.transfers.map((t) => t.role), ['boot file', 'config', 'config', 'kernel', 'initrd']);
+    assert.deepEqual(
+      r.transfers.map((t) => t.role),
+      ['boot file', 'config', 'config', 'kernel', 'initrd'],
+    );
     assert.equal(r.pxelinux?.searched.filter((s) => !s.found).length, 5);
   });
 });
 
 describe('command line and helpers', () => {
   it('parses pxe-probe options and refuses bad ones with one line and status 2', () => {
-    const ok = parseProbeArgs(['-i', 'lo', '--mac', '52:54:00:12:34:56', '--arch', 'efi-x64', '--uuid', 'none', '--timeout', '2', '--json']);
+    const ok = parseProbeArgs([
+      '-i',
+      'lo',
+      '--mac',
+      '52:54:00:12:34:56',
+      '--arch',
+      'efi-x64',
+      '--uuid',
+      'none',
+      '--timeout',
+      '2',
+      '--json',
+    ]);
     assert.equal(ok.kind, 'run');
     if (ok.kind === 'run') {
       assert.equal(ok.options.arch, 7);
@@ -155,7 +258,13 @@ describe('command line and helpers', () => {
       assert.equal(ok.options.timeoutMs, 2000);
       assert.equal(ok.json, true);
     }
-    for (const bad of [[], ['-i', 'lo', '--arch', 'vax'], ['-i', 'lo', '--mac', 'zz'], ['-i', 'lo', '--bogus'], ['-i', 'nosuch9']]) {
+    for (const bad of [
+      [],
+      ['-i', 'lo', '--arch', 'vax'],
+      ['-i', 'lo', '--mac', 'zz'],
+      ['-i', 'lo', '--bogus'],
+      ['-i', 'nosuch9'],
+    ]) {
       const r = parseProbeArgs(bad);
       assert.equal(r.kind, 'exit', bad.join(' '));
       if (r.kind === 'exit') {
@@ -166,10 +275,14 @@ describe('command line and helpers', () => {
   });
 
   it('reads /proc/net/udp and netmask prefix lengths', () => {
-    const text = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n' +
+    const text =
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n' +
       '  1: 00000000:0043 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n' +
       '  2: 0100007F:0FAB 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 77 2 0000000000000000 0\n';
-    assert.deepEqual(parseProcNetUdp(text), [{ address: '0.0.0.0', port: 67, inode: 4242 }, { address: '127.0.0.1', port: 4011, inode: 77 }]);
+    assert.deepEqual(parseProcNetUdp(text), [
+      { address: '0.0.0.0', port: 67, inode: 4242 },
+      { address: '127.0.0.1', port: 4011, inode: 77 },
+    ]);
     assert.deepEqual(['255.255.255.0', '255.255.0.255', '255.255.255.255'].map(prefixLength), [24, 32, 32]);
   });
 });

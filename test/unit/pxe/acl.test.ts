@@ -43,7 +43,15 @@ describe('client patterns', () => {
   });
 
   it('rejects what is neither, naming the option', () => {
-    for (const bad of ['zz', '52:54:00:12:34', '52:54:00:12:34:56:78', '52:54:00:123:34:56', '7e57ab00-0000', 'b8:27:*:eb', '']) {
+    for (const bad of [
+      'zz',
+      '52:54:00:12:34',
+      '52:54:00:12:34:56:78',
+      '52:54:00:123:34:56',
+      '7e57ab00-0000',
+      'b8:27:*:eb',
+      '',
+    ]) {
       assert.throws(
         () => parseClientPatterns('deny', [bad]),
         (e: unknown) => e instanceof UserError && e.message.startsWith('deny'),

@@ -10,7 +10,12 @@ import { fixture, request, type RequestSpec } from '../../helpers/packets.js';
 import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../../helpers/rpi.js';
 
 // pxe-protocol.md §9: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
-const ctx: ServerContext = { serverIp: '192.168.1.10', tftpServer: '192.168.1.10', broadcastAddress: '255.255.255.255', clientPort: 68 };
+const ctx: ServerContext = {
+  serverIp: '192.168.1.10',
+  tftpServer: '192.168.1.10',
+  broadcastAddress: '255.255.255.255',
+  clientPort: 68,
+};
 const SCRIPT = 'http://192.168.1.10/boot.ipxe';
 const BYPASS_43 = [6, 1, 8, 255];
 
@@ -24,7 +29,10 @@ const homeLab: BootPolicy = {
     'arch=efi-arm64,file=arm64/ipxe.efi,next-server=192.168.1.20',
   ]),
 };
-const noDefault: BootPolicy = { efiMode: 'binl', rules: parseBootRules(['arch=bios,file=undionly.kpxe', 'arch=efi-x64,file=ipxe.efi']) };
+const noDefault: BootPolicy = {
+  efiMode: 'binl',
+  rules: parseBootRules(['arch=bios,file=undionly.kpxe', 'arch=efi-x64,file=ipxe.efi']),
+};
 
 interface Answer {
   reply: DhcpPacket;
@@ -38,7 +46,8 @@ function answer(d: Decision): Answer {
   if (d.kind !== 'reply') assert.fail(`ignored: ${d.reason} ${d.detail ?? ''}`);
   const bytes = encodeDhcp(d.reply);
   const reply = decodeDhcp(bytes);
-  const file = reply.bootFile || (reply.options.get(DhcpOption.BOOTFILE_NAME)?.toString('latin1').replace(/\0$/, '') ?? '');
+  const file =
+    reply.bootFile || (reply.options.get(DhcpOption.BOOTFILE_NAME)?.toString('latin1').replace(/\0$/, '') ?? '');
   const vendor = reply.options.get(DhcpOption.VENDOR_SPECIFIC);
   return { reply, bytes, rule: d.choice.rule, file, vendor: vendor ? [...vendor] : undefined };
 }
@@ -49,7 +58,8 @@ function refusal(d: Decision): { reason: string; level: string | undefined; deta
 }
 
 const offer = (spec: RequestSpec, policy: BootPolicy = homeLab) => decideProxyOffer(request(spec), ctx, policy);
-const offerTo = (name: string, policy: BootPolicy = homeLab) => decideProxyOffer(decodeDhcp(fixture(name)), ctx, policy);
+const offerTo = (name: string, policy: BootPolicy = homeLab) =>
+  decideProxyOffer(decodeDhcp(fixture(name)), ctx, policy);
 const ackTo = (name: string, policy: BootPolicy = homeLab) => {
   const req = decodeDhcp(fixture(name));
   return decideBootAck(req, { address: req.clientIp, port: 4011 }, ctx, policy);
@@ -78,7 +88,10 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
 
   it('UEFI arm64: its own file, and the rule next-server in the 4011 ACK', () => {
     const o = answer(offer({ arch: 11 }));
-    assert.deepEqual([o.file, o.rule], ['arm64/ipxe.efi', 'rule 3 (arch=efi-arm64,file=arm64/ipxe.efi,next-server=192.168.1.20)']);
+    assert.deepEqual(
+      [o.file, o.rule],
+      ['arm64/ipxe.efi', 'rule 3 (arch=efi-arm64,file=arm64/ipxe.efi,next-server=192.168.1.20)'],
+    );
     assert.equal(o.reply.nextServer, '192.168.1.10', 'BINL offer: siaddr is us, so the 4011 request comes here');
     const req = request({ arch: 11, type: MessageType.REQUEST, ciaddr: '192.168.1.77' });
     const k = answer(decideBootAck(req, { address: '192.168.1.77', port: 4011 }, ctx, homeLab));
@@ -99,7 +112,10 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
   });
 
   it('missing option 93 counts as bios', () => {
-    assert.deepEqual([answer(offer({ arch: null })).file, answer(offer({ arch: null })).rule], ['undionly.kpxe', 'default']);
+    assert.deepEqual(
+      [answer(offer({ arch: null })).file, answer(offer({ arch: null })).rule],
+      ['undionly.kpxe', 'default'],
+    );
     const a = answer(offer({ arch: null }, noDefault));
     assert.deepEqual([a.file, a.rule], ['undionly.kpxe', 'rule 1 (arch=bios,file=undionly.kpxe)']);
   });
@@ -116,7 +132,11 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
 
   it('denied MAC: ignored at info, naming the entry; also on 4011', () => {
     const policy = { ...homeLab, deny: parseClientPatterns('deny', ['52:54:00:12:34:*']) };
-    assert.deepEqual(refusal(offer({}, policy)), { reason: 'denied', level: 'info', detail: 'matches --deny 52:54:00:12:34:*' });
+    assert.deepEqual(refusal(offer({}, policy)), {
+      reason: 'denied',
+      level: 'info',
+      detail: 'matches --deny 52:54:00:12:34:*',
+    });
     const req = request({ type: MessageType.REQUEST, ciaddr: '192.168.1.77', arch: 7 });
     assert.equal(refusal(decideBootAck(req, { address: '192.168.1.77', port: 4011 }, ctx, policy)).reason, 'denied');
     assert.equal(answer(offer({ mac: '52:54:00:12:35:00' }, policy)).file, 'undionly.kpxe');
@@ -126,13 +146,20 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
     const policy = { ...homeLab, allow: parseClientPatterns('allow', ['7e57ab00-0000-4000-8000-525400770002']) };
     const ovmf = answer(offerTo('ovmf-edk2-discover', policy));
     assert.equal(ovmf.file, 'ipxe.efi');
-    assert.deepEqual(refusal(offerTo('ipxe-bios-rom-discover', policy)), { reason: 'not-allowed', level: 'info', detail: 'matches no --allow entry' });
+    assert.deepEqual(refusal(offerTo('ipxe-bios-rom-discover', policy)), {
+      reason: 'not-allowed',
+      level: 'info',
+      detail: 'matches no --allow entry',
+    });
   });
 
   it('Raspberry Pi 4 by OUI: the exact Pi option 43, no PAD, siaddr set', () => {
     const a = answer(offer({ mac: 'dc:a6:32:01:36:c2', uuid: null }));
     assert.deepEqual(a.vendor, [...RPI_OPTION_43]);
-    assert.ok(a.bytes.includes(Buffer.concat([Buffer.of(43, 32), RPI_OPTION_43])), 'option 43 on the wire is 2B 20 + the §4.3 bytes');
+    assert.ok(
+      a.bytes.includes(Buffer.concat([Buffer.of(43, 32), RPI_OPTION_43])),
+      'option 43 on the wire is 2B 20 + the §4.3 bytes',
+    );
     assert.deepEqual(subOptionCodes(Buffer.from(a.vendor ?? [])), [6, 10, 9]);
     assert.equal(a.reply.nextServer, '192.168.1.10');
     assert.equal(a.rule, 'raspberry-pi, default');
@@ -146,9 +173,19 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
   });
 
   it('a Pi takes file and next-server from a matching rule, still with its own option 43', () => {
-    const policy: BootPolicy = { ...homeLab, rules: parseBootRules(['mac=dc:a6:32:*,file=pi/start4.elf,next-server=192.168.1.30']) };
+    const policy: BootPolicy = {
+      ...homeLab,
+      rules: parseBootRules(['mac=dc:a6:32:*,file=pi/start4.elf,next-server=192.168.1.30']),
+    };
     const a = answer(offer({ mac: 'dc:a6:32:01:36:c2' }, policy));
-    assert.deepEqual([a.file, a.reply.nextServer, a.rule], ['pi/start4.elf', '192.168.1.30', 'raspberry-pi, rule 1 (mac=dc:a6:32:*,file=pi/start4.elf,next-server=192.168.1.30)']);
+    assert.deepEqual(
+      [a.file, a.reply.nextServer, a.rule],
+      [
+        'pi/start4.elf',
+        '192.168.1.30',
+        'raspberry-pi, rule 1 (mac=dc:a6:32:*,file=pi/start4.elf,next-server=192.168.1.30)',
+      ],
+    );
     assert.deepEqual(a.vendor, [...RPI_OPTION_43]);
     assert.equal(answer(offer({ mac: 'dc:a6:32:01:36:c2' }, noDefault)).vendor?.length, 32, 'a Pi needs no file');
   });

@@ -62,7 +62,10 @@ describe('port 67: proxy offers (pxe-protocol.md §9)', () => {
     assert.deepEqual(r.options.get(DhcpOption.CLIENT_UUID), UUID);
     assert.deepEqual([...r.options.get(DhcpOption.VENDOR_SPECIFIC)!], [6, 1, 8, 255]);
     assert.equal(r.bootFile, 'undionly.kpxe');
-    assert.ok(bytes.subarray(108 + 'undionly.kpxe'.length, 236).every((b) => b === 0), 'file zero-filled');
+    assert.ok(
+      bytes.subarray(108 + 'undionly.kpxe'.length, 236).every((b) => b === 0),
+      'file zero-filled',
+    );
     // §4.2 option order: 53, 54, 60, 97, 43, END.
     assert.deepEqual([...r.options.keys()], [53, 54, 60, 97, 43]);
   });
@@ -107,9 +110,15 @@ describe('port 67: proxy offers (pxe-protocol.md §9)', () => {
   it('8. non-PXE vendor classes and no option 60 get nothing', () => {
     assert.equal(reasonOf(decideProxyOffer(request({ vendor: 'MSFT 5.0' }), ctx, policy)), 'not-pxe-client');
     assert.equal(reasonOf(decideProxyOffer(request({ vendor: null }), ctx, policy)), 'not-pxe-client');
-    assert.equal(reasonOf(decideProxyOffer(request({ vendor: 'HTTPClient:Arch:00016:UNDI:003001' }), ctx, policy)), 'not-pxe-client');
+    assert.equal(
+      reasonOf(decideProxyOffer(request({ vendor: 'HTTPClient:Arch:00016:UNDI:003001' }), ctx, policy)),
+      'not-pxe-client',
+    );
     assert.equal(reasonOf(decideProxyOffer(request({ vendor: 'PXEClien' }), ctx, policy)), 'not-pxe-client');
-    assert.equal(reasonOf(decideProxyOffer(request({ vendor: 'pxeclient:Arch:00000' }), ctx, policy)), 'not-pxe-client');
+    assert.equal(
+      reasonOf(decideProxyOffer(request({ vendor: 'pxeclient:Arch:00000' }), ctx, policy)),
+      'not-pxe-client',
+    );
   });
 
   it('9. DHCPREQUEST, INFORM and RELEASE on 67 get nothing', () => {
@@ -229,7 +238,10 @@ describe('port 4011: boot ACKs (pxe-protocol.md §9)', () => {
   });
 
   it('DISCOVER on 4011 and non-PXE requests get nothing', () => {
-    assert.equal(reasonOf(decideBootAck(request(), { address: '1.2.3.4', port: 68 }, ctx, policy)), 'wrong-message-type');
+    assert.equal(
+      reasonOf(decideBootAck(request(), { address: '1.2.3.4', port: 68 }, ctx, policy)),
+      'wrong-message-type',
+    );
     const plain = request({ type: MessageType.REQUEST, vendor: 'udhcp 1.36', ciaddr: '192.168.1.77' });
     assert.equal(reasonOf(decideBootAck(plain, { address: '192.168.1.77', port: 68 }, ctx, policy)), 'not-pxe-client');
   });

@@ -64,7 +64,11 @@ describe('the responder on loopback, ephemeral ports', () => {
     await client.send(fixture('ovmf-edk2-request-67'), dhcpPort);
     await client.send(fixture('syslinux-efi-discover-no-vendor-class'), dhcpPort);
     await until(() => stats.get('truncated') >= 1 && stats.get('bad-op') >= 1, 2000, 'malformed counted');
-    await until(() => stats.get('not-pxe-client') >= 2 && stats.get('wrong-message-type') >= 1, 2000, 'ignores counted');
+    await until(
+      () => stats.get('not-pxe-client') >= 2 && stats.get('wrong-message-type') >= 1,
+      2000,
+      'ignores counted',
+    );
     await client.send(fixture('ovmf-edk2-discover'), dhcpPort);
     await client.waitFor(before + 1);
     assert.equal(client.received.length, before + 1, 'only the valid DISCOVER was answered');
@@ -98,7 +102,13 @@ describe('start-up errors are UserErrors', () => {
   });
 
   it('a listen address that is not ours, an interface that does not exist', async () => {
-    await assert.rejects(startTestDaemon(loopbackConfig(9, { listenAddress: '192.0.2.77' })), /not an address of this host/);
-    await assert.rejects(startTestDaemon(loopbackConfig(9, { interfaces: ['nosuch0'] })), /interface nosuch0 does not exist/);
+    await assert.rejects(
+      startTestDaemon(loopbackConfig(9, { listenAddress: '192.0.2.77' })),
+      /not an address of this host/,
+    );
+    await assert.rejects(
+      startTestDaemon(loopbackConfig(9, { interfaces: ['nosuch0'] })),
+      /interface nosuch0 does not exist/,
+    );
   });
 });

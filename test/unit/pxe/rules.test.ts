@@ -38,7 +38,17 @@ describe('parseRule: the command-line form', () => {
   });
 
   it('takes arch as a name or a number; 9 counts as efi-x64', () => {
-    for (const [text, arch] of [['bios', 0], ['efi-ia32', 6], ['efi-x64', 7], ['EFI-X64', 7], ['9', 7], ['0x0b', 11], ['efi-arm64', 11], ['11', 11], ['efi-arm32', 10]] as const) {
+    for (const [text, arch] of [
+      ['bios', 0],
+      ['efi-ia32', 6],
+      ['efi-x64', 7],
+      ['EFI-X64', 7],
+      ['9', 7],
+      ['0x0b', 11],
+      ['efi-arm64', 11],
+      ['11', 11],
+      ['efi-arm32', 10],
+    ] as const) {
       assert.equal(parseRule(`arch=${text},file=x`).arch, arch, text);
     }
   });
@@ -86,7 +96,11 @@ describe('ruleFromJson: the config-file form', () => {
 
   it('rejects bad entries naming the rule', () => {
     assertRuleError(() => ruleFromJson({ arch: 'efi-x64' }), '{"arch":"efi-x64"}', /no file=/);
-    assertRuleError(() => ruleFromJson({ file: 'x', colour: 'red' }), '{"file":"x","colour":"red"}', /unknown key 'colour'/);
+    assertRuleError(
+      () => ruleFromJson({ file: 'x', colour: 'red' }),
+      '{"file":"x","colour":"red"}',
+      /unknown key 'colour'/,
+    );
     assertRuleError(() => ruleFromJson({ file: 7 }), '{"file":7}', /'file' must be a string/);
     assertRuleError(() => ruleFromJson(['file=x']), '["file=x"]', /must be an object/);
     assertRuleError(() => ruleFromJson(null), 'null', /must be an object/);
@@ -94,7 +108,10 @@ describe('ruleFromJson: the config-file form', () => {
 
   it('parseBootRules keeps the order and accepts a single rule', () => {
     const rules = parseBootRules([{ arch: 'bios', file: 'a' }, 'arch=efi-x64,file=b', { file: 'c' }]);
-    assert.deepEqual(rules.map((r) => r.file), ['a', 'b', 'c']);
+    assert.deepEqual(
+      rules.map((r) => r.file),
+      ['a', 'b', 'c'],
+    );
     assert.equal(parseBootRules('file=x').length, 1);
     assert.deepEqual(parseBootRules(undefined), []);
   });
@@ -184,8 +201,13 @@ describe('--boot, --allow, --deny, --rpi on the command line and in the config f
   };
 
   it('keeps repeated --boot rules in the order given', () => {
-    const c = run('-i eth0 --boot arch=efi-x64,user-class=iPXE,file=boot.ipxe --boot mac=52:54:00:77:00:02,file=efi64/syslinux.efi --boot arch=efi-x64,file=ipxe.efi pxelinux.0');
-    assert.deepEqual(c.boot?.map((r) => r.file), ['boot.ipxe', 'efi64/syslinux.efi', 'ipxe.efi']);
+    const c = run(
+      '-i eth0 --boot arch=efi-x64,user-class=iPXE,file=boot.ipxe --boot mac=52:54:00:77:00:02,file=efi64/syslinux.efi --boot arch=efi-x64,file=ipxe.efi pxelinux.0',
+    );
+    assert.deepEqual(
+      c.boot?.map((r) => r.file),
+      ['boot.ipxe', 'efi64/syslinux.efi', 'ipxe.efi'],
+    );
     assert.equal(c.nbp, 'pxelinux.0');
   });
 
@@ -204,13 +226,24 @@ describe('--boot, --allow, --deny, --rpi on the command line and in the config f
   it('a malformed --boot is one line naming the rule, exit 1', () => {
     const r = exitOf(['-i', 'eth0', '--boot', 'arch=efi-x64,fiel=ipxe.efi', 'x']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, "pxe-pdhcp: boot rule 'arch=efi-x64,fiel=ipxe.efi': unknown key 'fiel' (known: arch, mac, user-class, vendor-class, uuid, file, next-server)\n");
+    assert.equal(
+      r.stderr,
+      "pxe-pdhcp: boot rule 'arch=efi-x64,fiel=ipxe.efi': unknown key 'fiel' (known: arch, mac, user-class, vendor-class, uuid, file, next-server)\n",
+    );
   });
 
   it('repeated --allow/--deny, and --no-rpi', () => {
-    const c = run('-i eth0 --allow b8:27:eb:* --allow 7e57ab00-0000-4000-8000-525400123456 --deny b8:27:eb:00:00:01 --no-rpi x');
-    assert.deepEqual(c.allow?.map((p) => p.kind), ['mac', 'uuid']);
-    assert.deepEqual(c.deny?.map((p) => p.text), ['b8:27:eb:00:00:01']);
+    const c = run(
+      '-i eth0 --allow b8:27:eb:* --allow 7e57ab00-0000-4000-8000-525400123456 --deny b8:27:eb:00:00:01 --no-rpi x',
+    );
+    assert.deepEqual(
+      c.allow?.map((p) => p.kind),
+      ['mac', 'uuid'],
+    );
+    assert.deepEqual(
+      c.deny?.map((p) => p.text),
+      ['b8:27:eb:00:00:01'],
+    );
     assert.equal(c.rpi, false);
     assert.match(exitOf(['-i', 'eth0', '--deny', 'nope', 'x']).stderr ?? '', /^pxe-pdhcp: deny: 'nope' is neither/);
   });
@@ -224,15 +257,27 @@ describe('--boot, --allow, --deny, --rpi on the command line and in the config f
       rpi: false,
     });
     const c = run(`--config ${p}`);
-    assert.deepEqual(c.boot?.map((r) => r.text), ['arch=efi-x64,user-class=iPXE,file=boot.ipxe', 'arch=efi-x64,file=ipxe.efi']);
+    assert.deepEqual(
+      c.boot?.map((r) => r.text),
+      ['arch=efi-x64,user-class=iPXE,file=boot.ipxe', 'arch=efi-x64,file=ipxe.efi'],
+    );
     assert.equal(c.allow?.length, 1);
     assert.equal(c.deny?.length, 1);
     assert.equal(c.rpi, false);
   });
 
   it('a bad rule or value in the config file is a clear error', () => {
-    const bad = file('bad.json', { interface: 'eth0', boot: [{ arch: 'efi-x64', file: 'ipxe.efi' }, { arch: 'risc', file: 'x' }] });
-    assert.match(exitOf(['--config', bad]).stderr ?? '', /^pxe-pdhcp: boot rule '\{"arch":"risc","file":"x"\}': unknown arch 'risc'/);
+    const bad = file('bad.json', {
+      interface: 'eth0',
+      boot: [
+        { arch: 'efi-x64', file: 'ipxe.efi' },
+        { arch: 'risc', file: 'x' },
+      ],
+    });
+    assert.match(
+      exitOf(['--config', bad]).stderr ?? '',
+      /^pxe-pdhcp: boot rule '\{"arch":"risc","file":"x"\}': unknown arch 'risc'/,
+    );
     const rpi = file('rpi.json', { interface: 'eth0', nbp: 'x', rpi: 'no' });
     assert.match(exitOf(['--config', rpi]).stderr ?? '', /rpi must be true or false/);
   });

@@ -7,8 +7,20 @@ const opts = (pairs: [string, string][]): Map<string, string> => new Map(pairs);
 
 void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
   void it('answers tsize with the exact size and echoes blksize 1456 (§9 vector 15)', () => {
-    const n = negotiate(opts([['tsize', '0'], ['blksize', '1456']]), limits);
-    assert.deepEqual([...n.oack], [['tsize', '70000'], ['blksize', '1456']]);
+    const n = negotiate(
+      opts([
+        ['tsize', '0'],
+        ['blksize', '1456'],
+      ]),
+      limits,
+    );
+    assert.deepEqual(
+      [...n.oack],
+      [
+        ['tsize', '70000'],
+        ['blksize', '1456'],
+      ],
+    );
     assert.equal(n.blockSize, 1456);
   });
 
@@ -22,18 +34,44 @@ void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
   });
 
   void it('grants a window no larger than asked, and bounded in bytes (§9 vector 17)', () => {
-    const n = negotiate(opts([['blksize', '1468'], ['windowsize', '4']]), limits);
+    const n = negotiate(
+      opts([
+        ['blksize', '1468'],
+        ['windowsize', '4'],
+      ]),
+      limits,
+    );
     assert.equal(n.windowSize, 4);
     assert.equal(n.oack.get('windowsize'), '4');
-    const big = negotiate(opts([['blksize', '1468'], ['windowsize', '1000']]), limits);
+    const big = negotiate(
+      opts([
+        ['blksize', '1468'],
+        ['windowsize', '1000'],
+      ]),
+      limits,
+    );
     assert.equal(big.windowSize, 64);
-    const bytes = negotiate(opts([['blksize', '1468'], ['windowsize', '64']]), { ...limits, maxWindowBytes: 16 * 1468 });
+    const bytes = negotiate(
+      opts([
+        ['blksize', '1468'],
+        ['windowsize', '64'],
+      ]),
+      { ...limits, maxWindowBytes: 16 * 1468 },
+    );
     assert.equal(bytes.windowSize, 16);
   });
 
   void it('takes timeout 1..255, ignores junk, unknown options and tsize of unknown size', () => {
     assert.equal(negotiate(opts([['timeout', '3']]), limits).timeoutMs, 3000);
-    for (const [k, v] of [['timeout', '0'], ['timeout', '256'], ['blksize', '1e3'], ['blksize', '-1'], ['windowsize', '0'], ['multicast', ''], ['rollover', '0']] as [string, string][]) {
+    for (const [k, v] of [
+      ['timeout', '0'],
+      ['timeout', '256'],
+      ['blksize', '1e3'],
+      ['blksize', '-1'],
+      ['windowsize', '0'],
+      ['multicast', ''],
+      ['rollover', '0'],
+    ] as [string, string][]) {
       assert.equal(negotiate(opts([[k, v]]), limits).oack.size, 0, `${k}=${v}`);
     }
     assert.equal(negotiate(opts([['tsize', '0']]), { ...limits, fileSize: undefined }).oack.size, 0);

@@ -19,7 +19,12 @@ class Harness {
 
   /** `maxBatch` > 1: sends may carry several packets end to end, cut apart here as the kernel's GSO does. */
   constructor(data: Buffer, options: [string, string][] = [], idleTimeoutMs = 10_000, maxBatch?: number) {
-    const negotiated = negotiate(new Map(options), { mtu: 1500, maxWindow: 64, maxWindowBytes: 1 << 20, fileSize: data.length });
+    const negotiated = negotiate(new Map(options), {
+      mtu: 1500,
+      maxWindow: 64,
+      maxWindowBytes: 1 << 20,
+      fileSize: data.length,
+    });
     const stride = 4 + negotiated.blockSize;
     this.session = new TftpSession(
       { file: memoryFile('f', data), negotiated, idleTimeoutMs },
@@ -27,7 +32,8 @@ class Harness {
         ...(maxBatch !== undefined ? { maxBatch } : {}),
         send: (b, off, len) => {
           this.sends.push(len);
-          for (let at = off; at < off + len; at += stride) this.sent.push(decodeTftp(Buffer.from(b.subarray(at, Math.min(at + stride, off + len)))));
+          for (let at = off; at < off + len; at += stride)
+            this.sent.push(decodeTftp(Buffer.from(b.subarray(at, Math.min(at + stride, off + len)))));
         },
         now: () => this.now,
         setTimer: (fn, ms) => {
@@ -89,7 +95,7 @@ void describe('TftpSession', () => {
     assert.equal(h.summary?.bytes, 1024);
   });
 
-  void it('never answers a duplicate ACK in lockstep (no Sorcerer\'s Apprentice)', async () => {
+  void it("never answers a duplicate ACK in lockstep (no Sorcerer's Apprentice)", async () => {
     const h = new Harness(pattern(4096));
     h.session.start();
     await h.settle();
@@ -104,7 +110,10 @@ void describe('TftpSession', () => {
   });
 
   void it('sends a window of 4, resends from block 3 after ACK 2 (§9 vector 17)', async () => {
-    const h = new Harness(pattern(1468 * 10), [['blksize', '1468'], ['windowsize', '4']]);
+    const h = new Harness(pattern(1468 * 10), [
+      ['blksize', '1468'],
+      ['windowsize', '4'],
+    ]);
     h.session.start();
     await h.settle();
     const oack = h.take();
@@ -130,18 +139,32 @@ void describe('TftpSession', () => {
 
   void it('sends a window in runs of at most maxBatch packets laid end to end (UDP GSO)', async () => {
     const data = pattern(1468 * 20 + 100);
-    const h = new Harness(data, [['blksize', '1468'], ['windowsize', '16']], 10_000, 6);
+    const h = new Harness(
+      data,
+      [
+        ['blksize', '1468'],
+        ['windowsize', '16'],
+      ],
+      10_000,
+      6,
+    );
     h.session.start();
     await h.settle();
     h.take();
     h.sends.length = 0;
     h.session.ack(0);
-    assert.deepEqual(h.blocks(), Array.from({ length: 16 }, (_, i) => i + 1));
+    assert.deepEqual(
+      h.blocks(),
+      Array.from({ length: 16 }, (_, i) => i + 1),
+    );
     assert.deepEqual(h.sends, [6 * 1472, 6 * 1472, 4 * 1472]);
     h.sends.length = 0;
     h.session.ack(16);
     const last = h.take();
-    assert.deepEqual(last.map((p) => (p.kind === 'data' ? p.block : -1)), [17, 18, 19, 20, 21]);
+    assert.deepEqual(
+      last.map((p) => (p.kind === 'data' ? p.block : -1)),
+      [17, 18, 19, 20, 21],
+    );
     // The file's short last block ends the run, the one place GSO allows a short segment.
     assert.deepEqual(h.sends, [4 * 1472 + 4 + 100]);
     const got = Buffer.concat(last.map((p) => (p.kind === 'data' ? p.data : Buffer.alloc(0))));
@@ -152,7 +175,10 @@ void describe('TftpSession', () => {
 
   void it('a window that waits for the disk resumes with its own rest, not a new window', async () => {
     // 179 blocks of 1468 fill one 256 KiB read chunk; the next chunk is not read until we settle.
-    const h = new Harness(pattern(1468 * 400), [['blksize', '1468'], ['windowsize', '16']]);
+    const h = new Harness(pattern(1468 * 400), [
+      ['blksize', '1468'],
+      ['windowsize', '16'],
+    ]);
     h.session.start();
     await h.settle();
     h.take();
@@ -163,14 +189,24 @@ void describe('TftpSession', () => {
     h.session.ack(176);
     assert.deepEqual(h.blocks(), [177, 178, 179], 'stops at the end of the chunk in memory');
     await h.settle();
-    assert.deepEqual(h.blocks(), Array.from({ length: 13 }, (_, i) => 180 + i), 'the rest of the window: 180-192');
+    assert.deepEqual(
+      h.blocks(),
+      Array.from({ length: 13 }, (_, i) => 180 + i),
+      'the rest of the window: 180-192',
+    );
     h.session.ack(192);
-    assert.deepEqual(h.blocks(), Array.from({ length: 16 }, (_, i) => 193 + i));
+    assert.deepEqual(
+      h.blocks(),
+      Array.from({ length: 16 }, (_, i) => 193 + i),
+    );
     assert.equal(h.summary, undefined);
   });
 
   void it('an ACK of new blocks drops the timeout backoff (windows under loss)', async () => {
-    const h = new Harness(pattern(1468 * 64), [['blksize', '1468'], ['windowsize', '4']]);
+    const h = new Harness(pattern(1468 * 64), [
+      ['blksize', '1468'],
+      ['windowsize', '4'],
+    ]);
     h.session.start();
     await h.settle();
     h.take();
@@ -223,7 +259,10 @@ void describe('TftpSession', () => {
   });
 
   void it('ends quietly on the size probe: OACK, then client ERROR 8 (§9 vector 15)', async () => {
-    const h = new Harness(pattern(70_000), [['tsize', '0'], ['blksize', '1456']]);
+    const h = new Harness(pattern(70_000), [
+      ['tsize', '0'],
+      ['blksize', '1456'],
+    ]);
     h.session.start();
     await h.settle();
     const [oack] = h.take();

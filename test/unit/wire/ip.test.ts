@@ -59,7 +59,11 @@ describe('dotted quads', () => {
 
   it('throws the typed decode error for anything else', () => {
     for (const text of CASES.filter((t) => !reference(t))) {
-      assert.throws(() => ipToBytes(text), (e: unknown) => e instanceof DecodeError && e.code === 'bad-string', JSON.stringify(text));
+      assert.throws(
+        () => ipToBytes(text),
+        (e: unknown) => e instanceof DecodeError && e.code === 'bad-string',
+        JSON.stringify(text),
+      );
     }
   });
 });

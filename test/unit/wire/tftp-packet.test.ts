@@ -23,8 +23,18 @@ const VECTORS: { name: string; bytes: Buffer; packet: TftpPacket }[] = [
   },
   {
     name: 'RRQ with tsize and blksize (the EDK2 size probe)',
-    bytes: hex(`0001 ${ascii('undionly.kpxe')}00 ${ascii('octet')}00 ${ascii('tsize')}00 3000 ${ascii('blksize')}00 ${ascii('1456')}00`),
-    packet: { kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['tsize', '0'], ['blksize', '1456']]) },
+    bytes: hex(
+      `0001 ${ascii('undionly.kpxe')}00 ${ascii('octet')}00 ${ascii('tsize')}00 3000 ${ascii('blksize')}00 ${ascii('1456')}00`,
+    ),
+    packet: {
+      kind: 'rrq',
+      filename: 'undionly.kpxe',
+      mode: 'octet',
+      options: new Map([
+        ['tsize', '0'],
+        ['blksize', '1456'],
+      ]),
+    },
   },
   {
     name: 'WRQ',
@@ -56,7 +66,13 @@ const VECTORS: { name: string; bytes: Buffer; packet: TftpPacket }[] = [
   {
     name: 'OACK',
     bytes: hex(`0006 ${ascii('tsize')}00 ${ascii('70000')}00 ${ascii('blksize')}00 ${ascii('1456')}00`),
-    packet: { kind: 'oack', options: new Map([['tsize', '70000'], ['blksize', '1456']]) },
+    packet: {
+      kind: 'oack',
+      options: new Map([
+        ['tsize', '70000'],
+        ['blksize', '1456'],
+      ]),
+    },
   },
 ];
 
@@ -88,7 +104,11 @@ void describe('TFTP codec vectors', () => {
 
 void describe('decodeTftp is lenient where clients differ', () => {
   void it('lower-cases option names and the mode, keeps the first of a repeated option', () => {
-    const p = decodeTftp(hex(`0001 ${ascii('a')}00 ${ascii('OCTET')}00 ${ascii('BlkSize')}00 ${ascii('1400')}00 ${ascii('blksize')}00 ${ascii('9')}00`));
+    const p = decodeTftp(
+      hex(
+        `0001 ${ascii('a')}00 ${ascii('OCTET')}00 ${ascii('BlkSize')}00 ${ascii('1400')}00 ${ascii('blksize')}00 ${ascii('9')}00`,
+      ),
+    );
     assert.equal(p.kind, 'rrq');
     if (p.kind !== 'rrq') return;
     assert.equal(p.mode, 'octet');
@@ -105,7 +125,11 @@ void describe('decodeTftp is lenient where clients differ', () => {
   });
 
   void it('accepts an ERROR without the final NUL and a padded ACK', () => {
-    assert.deepEqual(decodeTftp(hex(`0005 0000 ${ascii('TFTP Aborted')}`)), { kind: 'error', code: 0, message: 'TFTP Aborted' });
+    assert.deepEqual(decodeTftp(hex(`0005 0000 ${ascii('TFTP Aborted')}`)), {
+      kind: 'error',
+      code: 0,
+      message: 'TFTP Aborted',
+    });
     assert.deepEqual(decodeTftp(hex('0004 0007 0000')), { kind: 'ack', block: 7 });
   });
 });
