@@ -19,7 +19,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file e2e lab
+.PHONY: all build test unit check lint format typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file e2e lab
 
 all: build
 
@@ -93,8 +93,14 @@ unit-file: src/daemon/systemd/pxe-pdhcp.service.in
 typecheck: node_modules
 	$(NPM) exec -- tsc --noEmit -p tsconfig.json
 
+## lint: types, ESLint (with the layering and no-cycle rules) and Prettier's check.
 lint: node_modules typecheck
 	$(NPM) exec -- eslint .
+	$(NPM) exec -- prettier --check .
+
+## format: rewrite every file the way `make lint` checks it.
+format: node_modules
+	$(NPM) exec -- prettier --write .
 
 man:
 	@if command -v mandoc >/dev/null; then mandoc -T lint -W warning man/*.8; else echo "mandoc not installed: skipped"; fi

@@ -1,5 +1,6 @@
 import eslint from '@eslint/js';
 import { defineConfig } from 'eslint/config';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
@@ -12,12 +13,12 @@ const LAYERS = {
   wire: [],
   files: ['core'],
   net: ['core', 'wire'],
-  pxe: ['core', 'wire'],
+  pxe: ['core', 'wire', 'net'],
   tftp: ['core', 'wire', 'files', 'net'],
   http: ['core', 'wire', 'files', 'net', 'pxe'],
-  probe: ['core', 'wire', 'net', 'cli-kit'],
+  probe: ['core', 'wire', 'net'],
   daemon: ['core', 'wire', 'files', 'net', 'pxe', 'tftp', 'http'],
-  cli: ['core', 'wire', 'files', 'net', 'pxe', 'tftp', 'http', 'daemon'],
+  cli: ['core', 'wire', 'files', 'net', 'pxe', 'tftp', 'http', 'daemon', 'probe'],
   bin: ['cli', 'probe'],
 };
 const FOLDERS = Object.keys(LAYERS);
@@ -60,7 +61,10 @@ export default defineConfig(
   {
     files: ['src/**/*.ts'],
     plugins: { 'import-x': importX },
-    settings: { 'import-x/resolver': { node: { extensions: ['.ts', '.js'] } } },
+    settings: {
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver()],
+    },
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
   },
 );

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
@@ -6,6 +7,7 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from '../daemon/logging.js'
 import { parseClientPatterns } from '../pxe/acl.js';
 import type { EfiMode } from '../pxe/boot.js';
 import { parseBootRules } from '../pxe/rules.js';
+import { TFTP_DEFAULTS } from '../tftp/server.js';
 import { isIPv4 } from '../wire/ip.js';
 import { parseQuietly } from './yargs-quiet.js';
 
@@ -218,7 +220,7 @@ export function resolveConfig(cli: RawOptions): Config {
     efiMode: oneOf<EfiMode>(raw, 'efi-mode', ['binl', 'bypass']) ?? 'binl',
     logLevel: logLevel(raw),
     logFormat: oneOf<LogFormat>(raw, 'log-format', ['text', 'json']) ?? 'text',
-    ...(str(raw, 'log-file') ? { logFile: str(raw, 'log-file') } : {}),
+    ...(str(raw, 'log-file') ? { logFile: resolve(str(raw, 'log-file')!) } : {}),
     ...(configFile ? { configFile } : {}),
     bindAddress,
     user: str(raw, 'user') ?? DEFAULT_USER,
@@ -229,9 +231,10 @@ export function resolveConfig(cli: RawOptions): Config {
     },
     tftp: {
       enabled: bool(raw, 'tftp') ?? true,
-      root: str(raw, 'tftp-root') ?? DEFAULT_TFTP_ROOT,
+      // Made absolute once, here: the daemon never resolves a path against its working directory.
+      root: resolve(str(raw, 'tftp-root') ?? DEFAULT_TFTP_ROOT),
       port: int(raw, 'tftp-port', 69, 0, 65535),
-      maxTransfers: int(raw, 'tftp-max-transfers', 64, 1, 10000),
+      maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
       idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
     },
   };

@@ -85,7 +85,7 @@ function fileLines(config: Config): CheckLine[] {
       lines.push({ ok: true, text: `boot file ${file} is a URL: not checked` });
       continue;
     }
-    // The TFTP server strips a leading '/' and maps '\' to '/' (pxe-protocol.md §8.4).
+    // The TFTP server strips a leading '/' and maps '\' to '/' (docs/tftp.md#file-names).
     const path = resolve(root, file.replace(/\\/g, '/').replace(/^\/+/, ''));
     if (path !== root && !path.startsWith(root + sep)) {
       lines.push({ ok: false, text: `boot file ${file} points outside the TFTP root` });

@@ -6,7 +6,7 @@ import { DEFAULT_USER, type Config } from '../daemon/config.js';
 import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { UserError } from '../core/errors.js';
 import { closeLogger, createLogger, logFilesOpen, type LogSink, type DaemonLogger } from '../daemon/logging.js';
-import { dropPrivileges } from '../daemon/privileges.js';
+import { dropPrivileges, lookupAccount } from '../daemon/privileges.js';
 
 /** Set in the environment of the detached child, so it does not detach again. */
 const CHILD_ENV = 'PXE_PDHCP_DETACHED';
@@ -41,7 +41,11 @@ function detach(): void {
 
 function sinkFor(config: Config, detached: boolean): LogSink {
   if (config.logFile) return { kind: 'file', path: config.logFile };
-  return detached ? { kind: 'syslog' } : { kind: 'stderr' };
+  if (!detached) return { kind: 'stderr' };
+  if (process.getuid?.() !== 0) return { kind: 'syslog' };
+  // logger(1) lives as long as we do: it runs as the account we will drop to, not as root.
+  const account = lookupAccount(config.user ?? DEFAULT_USER);
+  return { kind: 'syslog', runAs: { uid: account.uid, gid: account.gid } };
 }
 
 function report(m: ChildMessage): void {
@@ -75,7 +79,12 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: DaemonLogger, pend
   process.removeAllListeners('SIGHUP');
   process.on('SIGHUP', () => {
     try {
-      daemon.reload(resolveConfig(raw));
+      const next = resolveConfig(raw);
+      const kept = daemon.reload(next);
+      log.level = next.logLevel;
+      for (const setting of kept) {
+        log.warn('reload cannot change this setting; it keeps its running value until a restart', { setting });
+      }
       log.info('configuration reloaded', raw.config ? { config: raw.config } : {});
     } catch (err) {
       log.error('reload failed, keeping the running configuration', { error: (err as Error).message });
@@ -126,30 +135,22 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
   for (const s of STOP_SIGNALS) process.on(s, () => (pendingStop ??= s));
   let daemon: Daemon;
   try {
-    daemon = await startDaemon(config, { log });
-  } catch (err) {
-    const message = err instanceof UserError ? err.message : `start-up failed: ${(err as Error).stack ?? String(err)}`;
-    if (detached) {
-      report({ error: message });
-      log.error(message);
-    }
-    await closeLogger(log);
-    fail(message);
-  }
-  try {
-    await logOpen;
-    const drop = dropPrivileges(config.user ?? DEFAULT_USER);
-    if (drop.dropped) {
+    // Root only to bind: the drop comes after the last bind and before any packet is read or any
+    // file of the TFTP root touched.
+    const afterBind = async (): Promise<void> => {
+      await logOpen;
+      const drop = dropPrivileges(config.user ?? DEFAULT_USER);
+      if (!drop.dropped) return;
       log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
-      if (daemon.ports.tftp.length > 0) warnUnreadableRoot(config.tftp.root, drop.account.name, log);
-    }
+      if (config.tftp.enabled) warnUnreadableRoot(config.tftp.root, drop.account.name, log);
+    };
+    daemon = await startDaemon(config, { log, afterBind });
   } catch (err) {
-    const message = err instanceof UserError ? err.message : `cannot drop privileges: ${(err as Error).message}`;
+    const message = err instanceof UserError ? err.message : `start-up failed: ${(err as Error).message}`;
     if (detached) {
       report({ error: message });
       log.error(message);
     }
-    await daemon.close();
     await closeLogger(log);
     fail(message);
   }

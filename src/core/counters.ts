@@ -1,13 +1,22 @@
-/** Counters keyed by outcome (`offer-sent`, `not-pxe-client`, `truncated`, …). */
-export class Stats {
-  readonly #counts = new Map<string, number>();
+/**
+ * Where a layer counts what happened. Each layer names its own counters as a union of literal
+ * strings (`DhcpCounter` in src/pxe, `TftpCounter` in src/tftp, …), so a typo or a name built from
+ * client data does not compile; the daemon's one `Counters` takes the union of them all.
+ */
+export interface CounterSink<K extends string> {
+  count(key: K, n?: number): void;
+}
 
-  /** Keys are our own fixed reason strings, never client data, so the map stays small. */
-  count(key: string, n = 1): void {
+/** Counters keyed by outcome (`offer-sent`, `not-pxe-client`, `truncated`, …). */
+export class Counters<K extends string = string> implements CounterSink<K> {
+  readonly #counts = new Map<K, number>();
+
+  /** Keys are our own fixed names, never client data, so the map stays small. */
+  count(key: K, n = 1): void {
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + n);
   }
 
-  get(key: string): number {
+  get(key: K): number {
     return this.#counts.get(key) ?? 0;
   }
 

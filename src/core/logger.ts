@@ -54,15 +54,31 @@ export class PeerLog {
 
   /** Log a peer-caused line through the cap. Returns false when it was left out. */
   line(level: LogLevel, message: string, fields: LogFields = {}): boolean {
-    if (level === 'debug') {
-      if (this.#log.isLevelEnabled('debug')) this.#log.debug(message, fields);
-      return true;
-    }
-    if (!this.#log.isLevelEnabled(level)) return false;
-    if (!this.#bucket.take()) return false;
+    const extra = this.reserve(level);
+    if (!extra) return false;
+    this.#log.log(level, message, { ...fields, ...extra });
+    return true;
+  }
+
+  /**
+   * Take the cap's permission for one line at `level`, to be written later (off the hot path):
+   * null when it is left out, else the fields to add to it (`lines-suppressed` after a cut).
+   */
+  reserve(level: LogLevel): LogFields | null {
+    if (!this.#log.isLevelEnabled(level)) return null;
+    if (level === 'debug') return {};
+    if (!this.#bucket.take()) return null;
     const n = this.#bucket.suppressed;
     this.#bucket.suppressed = 0;
-    this.#log.log(level, message, n > 0 ? { ...fields, 'lines-suppressed': n } : fields);
-    return true;
+    return n > 0 ? { 'lines-suppressed': n } : {};
+  }
+
+  /** Lines left out since the last one let through (for the periodic summary). */
+  get suppressed(): number {
+    return this.#bucket.suppressed;
+  }
+
+  clearSuppressed(): void {
+    this.#bucket.suppressed = 0;
   }
 }

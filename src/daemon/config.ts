@@ -1,6 +1,6 @@
 import type { LogFormat, LogLevel } from './logging.js';
 import type { ClientPattern } from '../pxe/acl.js';
-import type { EfiMode } from '../pxe/boot.js';
+import type { BootPolicy, EfiMode } from '../pxe/boot.js';
 import type { BootRule } from '../pxe/rules.js';
 
 /** Everything the daemon needs, from the command line and the `--config` file. */
@@ -58,3 +58,38 @@ export interface TftpConfig {
 export const DEFAULT_TFTP_ROOT = '/srv/tftp';
 /** The unprivileged account of `--user`'s default, as dnsmasq and tftpd-hpa use. */
 export const DEFAULT_USER = 'nobody';
+
+/**
+ * Boot policy of a config: what the responder consults for every packet. Built whole and swapped in
+ * one assignment on reload, so a packet sees either the old rules or the new ones, never a mix.
+ */
+export function policyOf(config: Config): BootPolicy {
+  return {
+    ...(config.nbp !== undefined ? { defaultFile: config.nbp } : {}),
+    efiMode: config.efiMode,
+    rules: config.boot ?? [],
+    allow: config.allow ?? [],
+    deny: config.deny ?? [],
+    rpi: config.rpi ?? true,
+  };
+}
+
+/** Settings that need new sockets, a new process or a new account: read at start-up only. */
+const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
+  ['interface', (c) => c.interfaces],
+  ['listen address (-l)', (c) => c.listenAddress],
+  ['tftp address (-t)', (c) => c.tftpAddress],
+  ['broadcast address (-b)', (c) => c.broadcastAddress],
+  ['tftp', (c) => c.tftp.enabled],
+  ['tftp-root', (c) => c.tftp.root],
+  ['tftp-max-transfers', (c) => c.tftp.maxTransfers],
+  ['tftp-idle-timeout', (c) => c.tftp.idleTimeout],
+  ['log-format', (c) => c.logFormat],
+  ['log-file', (c) => c.logFile],
+  ['user', (c) => c.user],
+];
+
+/** The restart-only settings that differ between two configs, by option name. */
+export function restartOnlyChanges(running: Config, next: Config): string[] {
+  return RESTART_ONLY.filter(([, get]) => JSON.stringify(get(running)) !== JSON.stringify(get(next))).map(([n]) => n);
+}

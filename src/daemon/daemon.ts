@@ -1,7 +1,10 @@
 import type { Socket } from 'node:dgram';
-import type { Config } from './config.js';
+import { Counters } from '../core/counters.js';
 import { UserError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { PeerLog, type Logger } from '../core/logger.js';
+import { printable } from '../core/text.js';
+import { FileRoot } from '../files/root.js';
+import { socketDatagrams, type Datagrams, type DatagramTrouble } from '../net/datagram.js';
 import {
   isLocalAddress,
   lookupInterface,
@@ -10,15 +13,25 @@ import {
   systemInterfaces,
 } from '../net/interfaces.js';
 import { closeUdp, openConnectedSibling, openUdp } from '../net/udp.js';
-import { bootFiles, type BootPolicy } from '../pxe/boot.js';
+import { bootFiles } from '../pxe/boot.js';
 import type { ServerContext } from '../pxe/policy.js';
-import { attachResponder, createReplySender, type ResponderDeps } from '../pxe/responder.js';
-import { RateLimiter, Stats } from '../core/counters.js';
-import { startBundledTftp } from './tftp.js';
+import { attachResponder, type DhcpCounter, type ResponderDeps, type ResponderPort } from '../pxe/responder.js';
+import type { TftpCounter } from '../tftp/context.js';
+import type { TftpServer } from '../tftp/server.js';
+import { warnMissingBootFiles } from './boot-files.js';
+import { policyOf, restartOnlyChanges, type Config } from './config.js';
+import { bindBundledTftp } from './tftp.js';
+
+export { policyOf } from './config.js';
 
 const LIMITED_BROADCAST = '255.255.255.255';
 /** Big enough for bursts of thousands of DISCOVERs; dnsmasq's drops under load are in its default buffer. */
 const RECV_BUFFER = 4 * 1024 * 1024;
+/** How often the daemon reports lines its peer-line cap left out. */
+const SUMMARY_MS = 10_000;
+
+/** Every counter the daemon keeps: the responder's, the TFTP server's, and its sockets' troubles. */
+export type DaemonCounter = DhcpCounter | TftpCounter | `dhcp-${DatagramTrouble}`;
 
 /** One place we serve: an interface (with -i) or the `-l -t -b` addresses. */
 export interface Site {
@@ -27,33 +40,28 @@ export interface Site {
 }
 
 export interface Daemon {
-  readonly stats: Stats;
+  readonly stats: Counters<DaemonCounter>;
   readonly sites: readonly Site[];
   /** Bound ports, in site order (tests bind port 0); `tftp` is empty when the TFTP server is off. */
   readonly ports: { dhcp: number[]; proxy: number[]; tftp: number[] };
-  /** Apply a new config's policy at once; sockets are kept (never re-bound). */
-  reload(config: Config): void;
+  /** TFTP transfers in progress (0 without the TFTP server). */
+  readonly tftpActive: number;
+  /**
+   * Apply a new config's policy at once; sockets are kept (never re-bound). Returns the settings
+   * that changed but need a restart, which keep their running value.
+   */
+  reload(config: Config): string[];
   close(): Promise<void>;
 }
 
 export interface DaemonDeps {
   log: Logger;
   interfaces?: InterfaceSources;
-}
-
-/**
- * Boot policy of a config: what the responder consults for every packet. Built whole and swapped in
- * one assignment on reload, so a packet sees either the old rules or the new ones, never a mix.
- */
-export function policyOf(config: Config): BootPolicy {
-  return {
-    ...(config.nbp !== undefined ? { defaultFile: config.nbp } : {}),
-    efiMode: config.efiMode,
-    rules: config.boot ?? [],
-    allow: config.allow ?? [],
-    deny: config.deny ?? [],
-    rpi: config.rpi ?? true,
-  };
+  /**
+   * Called once every socket is bound and before any is read or any file touched: the privilege
+   * drop. If it throws, everything is closed and the error passed on.
+   */
+  afterBind?: () => void | Promise<void>;
 }
 
 /** Work out where we serve. @throws UserError for a missing interface or a foreign address */
@@ -77,95 +85,144 @@ export function resolveSites(config: Config, src: InterfaceSources = systemInter
   });
 }
 
+/** A site's two DHCP sockets, bound but not yet read. */
+interface SiteSockets {
+  site: Site;
+  dhcp: Datagrams;
+  proxy: Datagrams;
+}
+
 /**
- * Bind every socket and start answering. Resolves once all are bound.
- * @throws UserError when an interface, address or port cannot be used
+ * Bind port 67 (with its broadcast sibling) and port 4011 of one site. Every raw socket is pushed
+ * to `opened` as soon as it exists, so the caller can close them all on any failure.
+ */
+async function bindSite(
+  config: Config,
+  site: Site,
+  shared: boolean,
+  opened: Socket[],
+  report: (kind: DatagramTrouble, detail: string) => void,
+): Promise<SiteSockets> {
+  const device = site.iface ? { device: { name: site.iface.name, index: site.iface.index } } : {};
+  const common = {
+    address: config.bindAddress,
+    broadcast: true,
+    reuseAddr: shared,
+    recvBufferSize: RECV_BUFFER,
+    ...device,
+  };
+  const dhcpOptions = { ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' };
+  const dhcp = await openUdp(dhcpOptions);
+  opened.push(dhcp);
+  const proxy = await openUdp({ ...common, port: config.ports.proxy, purpose: 'PXE boot server' });
+  opened.push(proxy);
+  const to = { address: site.ctx.broadcastAddress, port: site.ctx.clientPort };
+  const broadcaster = await openConnectedSibling(dhcp, dhcpOptions, to);
+  if (broadcaster) opened.push(broadcaster);
+  return {
+    site,
+    dhcp: socketDatagrams(dhcp, report, broadcaster ? { socket: broadcaster, to } : undefined),
+    proxy: socketDatagrams(proxy, report),
+  };
+}
+
+/**
+ * Bind every socket, hand over to `afterBind` (the privilege drop), then start answering: nothing is
+ * read and no file is touched before the drop. Resolves once serving.
+ * @throws UserError when an interface, address or port cannot be used, or `afterBind` fails
  */
 export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Daemon> {
   const { log } = deps;
   const sites = resolveSites(config, deps.interfaces);
-  const stats = new Stats();
-  let policy = policyOf(config);
-  const responderDeps: ResponderDeps = {
-    log,
-    stats,
-    policy: () => policy,
-    answerLines: new RateLimiter(50, 200),
+  const stats = new Counters<DaemonCounter>();
+  const lines = new PeerLog(log);
+  const report = (kind: DatagramTrouble, detail: string): void => {
+    stats.count(`dhcp-${kind}`);
+    lines.line(kind === 'port-zero' ? 'debug' : 'warn', `DHCP ${kind}`, { detail: printable(detail) });
   };
-  const sockets: Socket[] = [];
-  const ports = { dhcp: [] as number[], proxy: [] as number[], tftp: [] as number[] };
-  const shared = sites.length > 1;
+  const opened: Socket[] = [];
+  let bound: SiteSockets[];
+  let tftp: TftpServer | null;
   try {
-    for (const s of sites) {
-      const device = s.iface ? { name: s.iface.name, index: s.iface.index } : undefined;
-      const common = {
-        address: config.bindAddress,
-        broadcast: true,
-        reuseAddr: shared,
-        recvBufferSize: RECV_BUFFER,
-        ...(device ? { device } : {}),
-      };
-      const dhcp = await openUdp({ ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' });
-      sockets.push(dhcp);
-      const proxy = await openUdp({ ...common, port: config.ports.proxy, purpose: 'PXE boot server' });
-      sockets.push(proxy);
-      const to = { address: s.ctx.broadcastAddress, port: s.ctx.clientPort };
-      const broadcaster = await openConnectedSibling(
-        dhcp,
-        { ...common, port: config.ports.dhcp, purpose: 'proxyDHCP' },
-        to,
-      );
-      const dhcpOut = createReplySender(dhcp, responderDeps, broadcaster ? { socket: broadcaster, to } : undefined);
-      attachResponder('dhcp', dhcp, dhcpOut, s.ctx, responderDeps);
-      if (broadcaster) {
-        sockets.push(broadcaster);
-        // It receives only what comes from its peer, which no client is; if one were, it is served alike.
-        attachResponder('dhcp', broadcaster, dhcpOut, s.ctx, responderDeps);
-      }
-      attachResponder('proxy', proxy, createReplySender(proxy, responderDeps), s.ctx, responderDeps);
-      ports.dhcp.push(dhcp.address().port);
-      ports.proxy.push(proxy.address().port);
-      log.info('listening', {
-        interface: s.iface?.name ?? 'any',
-        'listen-address': s.ctx.serverIp,
-        'tftp-address': s.ctx.tftpServer,
-        'broadcast-address': s.ctx.broadcastAddress,
-        ports: `${dhcp.address().port},${proxy.address().port}`,
-        nbp: config.nbp ?? 'none',
-        rules: config.boot?.length ?? 0,
-      });
-    }
+    bound = [];
+    for (const s of sites) bound.push(await bindSite(config, s, sites.length > 1, opened, report));
+    const ifaces = sites.map((s) => s.iface);
+    tftp = await bindBundledTftp(config, ifaces, {
+      log,
+      lines,
+      counters: stats,
+      ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
+    });
   } catch (err) {
-    await Promise.all(sockets.map(closeUdp));
+    await Promise.all(opened.map(closeUdp));
     throw err;
   }
-  const tftp = await startBundledTftp(
-    config,
-    sites.map((s) => s.iface),
-    { log, stats, bootFiles: bootFiles(policy), ...(deps.interfaces ? { interfaces: deps.interfaces } : {}) },
-  ).catch(async (err: unknown) => {
-    await Promise.all(sockets.map(closeUdp));
+  try {
+    await deps.afterBind?.();
+  } catch (err) {
+    await Promise.all([...opened.map(closeUdp), tftp?.close()]);
     throw err;
-  });
-  if (tftp) ports.tftp.push(...tftp.ports);
-  const summary = setInterval(() => {
-    const n = responderDeps.answerLines.suppressed;
-    if (n > 0) {
-      responderDeps.answerLines.suppressed = 0;
-      log.info('log lines suppressed under load', { count: n, stats: stats.snapshot() });
-    }
-  }, 10_000);
+  }
+  let running = config;
+  let policy = policyOf(config);
+  const responderDeps: ResponderDeps = { lines, counters: stats, policy: () => policy };
+  for (const b of bound) serveSite(config, b, responderDeps, log);
+  if (tftp) {
+    tftp.serve();
+    log.info('TFTP server listening', {
+      root: config.tftp.root,
+      ports: tftp.ports.join(','),
+      'max-transfers': config.tftp.maxTransfers,
+    });
+    void warnMissingBootFiles(new FileRoot(config.tftp.root), bootFiles(policy), log);
+  }
+  const summary = setInterval(() => reportSuppressed(lines, log, stats), SUMMARY_MS);
   summary.unref();
   return {
     stats,
     sites,
-    ports,
+    ports: {
+      dhcp: bound.map((b) => b.dhcp.port),
+      proxy: bound.map((b) => b.proxy.port),
+      tftp: tftp?.ports ?? [],
+    },
+    get tftpActive() {
+      return tftp?.active ?? 0;
+    },
     reload(next: Config) {
+      const kept = restartOnlyChanges(running, next);
       policy = policyOf(next);
+      running = next;
+      return kept;
     },
     async close() {
       clearInterval(summary);
-      await Promise.all([...sockets.map(closeUdp), tftp?.close()]);
+      await Promise.all([...opened.map(closeUdp), tftp?.close()]);
     },
   };
+}
+
+function serveSite(config: Config, b: SiteSockets, deps: ResponderDeps, log: Logger): void {
+  const ports: [ResponderPort, Datagrams][] = [
+    ['dhcp', b.dhcp],
+    ['proxy', b.proxy],
+  ];
+  for (const [port, socket] of ports) attachResponder(port, socket, b.site.ctx, deps);
+  log.info('listening', {
+    interface: b.site.iface?.name ?? 'any',
+    'listen-address': b.site.ctx.serverIp,
+    'tftp-address': b.site.ctx.tftpServer,
+    'broadcast-address': b.site.ctx.broadcastAddress,
+    ports: `${b.dhcp.port},${b.proxy.port}`,
+    nbp: config.nbp ?? 'none',
+    rules: config.boot?.length ?? 0,
+  });
+}
+
+/** The periodic line that says the cap was hit, with the counters that tell what happened. */
+function reportSuppressed(lines: PeerLog, log: Logger, stats: Counters<DaemonCounter>): void {
+  const n = lines.suppressed;
+  if (n === 0) return;
+  lines.clearSuppressed();
+  log.info('log lines suppressed under load', { count: n, stats: stats.snapshot() });
 }

@@ -11,7 +11,11 @@ export type LogFormat = 'text' | 'json';
 
 /** Where log lines go: stderr (foreground, systemd), a file, or syslog (detached). */
 export type LogSink =
-  { kind: 'stderr' } | { kind: 'file'; path: string } | { kind: 'syslog' } | { kind: 'stream'; stream: Writable };
+  | { kind: 'stderr' }
+  | { kind: 'file'; path: string }
+  /** Through logger(1); `runAs` is the account it runs as when we start as root. */
+  | { kind: 'syslog'; runAs?: { uid: number; gid: number } }
+  | { kind: 'stream'; stream: Writable };
 
 export interface LogOptions {
   level: LogLevel;
@@ -47,11 +51,19 @@ function textFormat(journal: boolean, timestamps: boolean): winston.Logform.Form
   });
 }
 
+/** util-linux's logger(1). */
+const LOGGER = '/usr/bin/logger';
+/** The log file is rotated at this size, keeping this many files: at most 50 MiB on disk. */
+export const LOG_FILE_MAX_BYTES = 10 * 1024 * 1024;
+export const LOG_FILE_KEEP = 5;
+
 /** The stdin of a `logger -t pxe-pdhcp` process, which writes each line to syslog. */
-function syslogStream(): Writable {
-  const child = spawn('logger', ['-t', 'pxe-pdhcp', '--id', String(process.pid)], {
+function syslogStream(runAs?: { uid: number; gid: number }): Writable {
+  // By absolute path (not through PATH, as root) and as the unprivileged account.
+  const child = spawn(LOGGER, ['-t', 'pxe-pdhcp', '--id', String(process.pid)], {
     stdio: ['pipe', 'ignore', 'ignore'],
     detached: false,
+    ...(runAs ?? {}),
   });
   child.on('error', () => undefined);
   child.stdin.on('error', () => undefined);
@@ -83,10 +95,15 @@ export function createLogger(o: LogOptions): DaemonLogger {
       break;
     case 'file':
       checkWritable(o.sink.path);
-      transport = new winston.transports.File({ filename: o.sink.path });
+      transport = new winston.transports.File({
+        filename: o.sink.path,
+        maxsize: LOG_FILE_MAX_BYTES,
+        maxFiles: LOG_FILE_KEEP,
+        tailable: true,
+      });
       break;
     case 'syslog':
-      transport = new winston.transports.Stream({ stream: syslogStream() });
+      transport = new winston.transports.Stream({ stream: syslogStream(o.sink.runAs) });
       break;
     case 'stream':
       transport = new winston.transports.Stream({ stream: o.sink.stream });

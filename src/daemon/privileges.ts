@@ -24,6 +24,11 @@ export interface ProcessIds {
   getgroups(): number[];
 }
 
+/** glibc's getent(1). */
+const GETENT = '/usr/bin/getent';
+/** The overflow uid/gid: what `getent` runs as when we are root. */
+const NOBODY_ID = 65534;
+
 /** Find `name` (or a numeric uid) in passwd(5) text. */
 export function findAccount(passwd: string, user: string): Account | undefined {
   for (const line of passwd.split('\n')) {
@@ -49,7 +54,12 @@ export function lookupAccount(user: string): Account {
   if (!found) {
     try {
       found = findAccount(
-        execFileSync('getent', ['passwd', user], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+        // By absolute path, and never as root: NSS modules are code we need not trust.
+        execFileSync(GETENT, ['passwd', user], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+          ...(process.getuid?.() === 0 ? { uid: NOBODY_ID, gid: NOBODY_ID } : {}),
+        }),
         user,
       );
     } catch {
@@ -63,7 +73,7 @@ export function lookupAccount(user: string): Account {
 }
 
 /**
- * Give up root once every privileged socket is bound (CONVENTIONS.md §3): supplementary groups
+ * Give up root once every privileged socket is bound (docs/daemon.md#dropping-privileges): supplementary groups
  * first, then the group, then the user, since after setuid we could no longer change groups. Then
  * check that no way back to root is left. Does nothing when not started as root (a service with
  * only CAP_NET_BIND_SERVICE, or systemd's DynamicUser).

@@ -8,9 +8,11 @@ import {
   type InterfaceSources,
   systemInterfaces,
 } from '../net/interfaces.js';
-import type { Stats } from '../core/counters.js';
-import { warnMissingBootFiles } from '../files/root.js';
-import { startTftpServer, type TftpListen, type TftpServer } from '../tftp/server.js';
+import type { CounterSink } from '../core/counters.js';
+import type { PeerLog } from '../core/logger.js';
+import { FileRoot } from '../files/root.js';
+import type { TftpCounter } from '../tftp/context.js';
+import { TFTP_DEFAULTS, TftpServer, type TftpListen } from '../tftp/server.js';
 
 /** Why the bundled server stays off, or null when it should run. */
 export function tftpDisabledReason(config: Config, src: InterfaceSources = systemInterfaces): string | null {
@@ -44,13 +46,14 @@ export function tftpListeners(
 }
 
 /**
- * Start the bundled TFTP server unless it should stay off. A port already taken (say by tftpd-hpa)
- * costs one warning line, and proxyDHCP goes on without us serving files.
+ * Bind the bundled TFTP server's listeners unless it should stay off. A port already taken (say by
+ * tftpd-hpa) costs one warning line, and proxyDHCP goes on without us serving files. It answers
+ * nothing until `serve()`, which the daemon calls after the privilege drop.
  */
-export async function startBundledTftp(
+export async function bindBundledTftp(
   config: Config,
   ifaces: readonly (InterfaceInfo | undefined)[],
-  deps: { log: Logger; stats: Stats; interfaces?: InterfaceSources; bootFiles: readonly string[] },
+  deps: { log: Logger; lines: PeerLog; counters: CounterSink<TftpCounter>; interfaces?: InterfaceSources },
 ): Promise<TftpServer | null> {
   const { log } = deps;
   const why = tftpDisabledReason(config, deps.interfaces);
@@ -58,26 +61,25 @@ export async function startBundledTftp(
     log.info('TFTP server not started', { reason: why });
     return null;
   }
-  let server: TftpServer;
+  const t = config.tftp;
   try {
-    server = await startTftpServer({
-      root: config.tftp.root,
+    return await TftpServer.bind({
+      root: new FileRoot(t.root),
       listen: tftpListeners(config, ifaces, deps.interfaces),
-      maxTransfers: config.tftp.maxTransfers,
-      idleTimeoutMs: config.tftp.idleTimeout * 1000,
+      limits: {
+        maxTransfers: t.maxTransfers,
+        maxUnconfirmed: Math.min(TFTP_DEFAULTS.maxUnconfirmed, t.maxTransfers),
+        maxPerAddress: TFTP_DEFAULTS.maxPerAddress,
+        maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
+      },
+      idleTimeoutMs: t.idleTimeout * 1000,
       log,
-      stats: deps.stats,
+      lines: deps.lines,
+      counters: deps.counters,
     });
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     log.warn(`${err.message}; serving proxyDHCP only, files must come from that program`);
     return null;
   }
-  log.info('TFTP server listening', {
-    root: config.tftp.root,
-    ports: server.ports.join(','),
-    'max-transfers': config.tftp.maxTransfers,
-  });
-  await warnMissingBootFiles(config.tftp.root, deps.bootFiles, log);
-  return server;
 }

@@ -1,51 +1,52 @@
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { join, sep } from 'node:path';
-import type { Logger } from '../core/logger.js';
-import { TftpErrorCode } from '../wire/tftp-packet.js';
+import { constants } from 'node:fs';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { isAbsolute, join, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+
+/**
+ * The one place that turns a name from the network into an open file. TFTP, HTTP, `--check` and
+ * the upstream cache all go through `FileRoot`, so a name one of them serves is a name all of them
+ * serve, and a name one refuses, all refuse.
+ */
 
 /** A file opened for one transfer: positional reads only, so many transfers share the page cache. */
 export interface OpenFile {
-  /** Path relative to the root, as logged. */
-  name: string;
-  size: number;
+  /** Path relative to the root, with `/` separators, as logged. */
+  readonly name: string;
+  readonly size: number;
+  /** Last modification, for HTTP `Last-Modified`. */
+  readonly mtime: Date;
   /** Fill `buffers` in order from `position`; resolves with the bytes read (short at end of file). */
   readv(buffers: Buffer[], position: number): Promise<number>;
+  /** Bytes `start`..`end` (inclusive) as a stream with backpressure; does not close the file. */
+  stream(start: number, end: number): Readable;
   close(): Promise<void>;
 }
 
-/** Why a name was refused, with the ERROR code the client gets (RFC 1350 appendix). */
-export interface Refusal {
-  code: typeof TftpErrorCode.FILE_NOT_FOUND | typeof TftpErrorCode.ACCESS_VIOLATION;
-  /** Kebab-case reason: the counter name and log field. */
-  reason: 'bad-name' | 'outside-root' | 'not-found' | 'not-a-file' | 'no-permission';
-  message: string;
-}
+/**
+ * Why a name was refused: the counter name and log field. Callers answer every one of them as
+ * "not found" except `no-permission`, so a client cannot tell a name outside the root from a
+ * missing one.
+ */
+export type Refusal = 'bad-name' | 'outside-root' | 'not-found' | 'not-a-file' | 'no-permission';
 
-export type OpenResult = { ok: true; file: OpenFile } | { ok: false; refusal: Refusal };
+export type OpenResult = { ok: true; file: OpenFile } | { ok: false; reason: Refusal };
 
 // NUL and other control characters have no place in a file name and confuse logs and C libraries.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function refuse(reason: Refusal['reason']): { ok: false; refusal: Refusal } {
-  const notFound = reason === 'not-found' || reason === 'not-a-file';
-  return {
-    ok: false,
-    refusal: {
-      code: notFound ? TftpErrorCode.FILE_NOT_FOUND : TftpErrorCode.ACCESS_VIOLATION,
-      reason,
-      message: notFound ? 'File not found' : 'Access violation',
-    },
-  };
-}
+/** Longest name taken from a client: PATH_MAX. */
+export const MAX_NAME_LENGTH = 4096;
 
 /**
  * Turn a requested name into path components under the root, or null when it must be refused.
- * A leading `/` is stripped and `\` read as `/` (Windows-style clients; dnsmasq does the same);
- * `..` and control characters (NUL included) are refused outright rather than normalised away.
+ * A leading `/` is stripped and `\` read as `/` (Windows-style clients ask `\boot\bcd`; dnsmasq does
+ * the same); `..` and control characters (NUL included) are refused outright rather than
+ * normalised away, so a name means one thing everywhere.
  */
 export function cleanName(requested: string): string[] | null {
-  if (CONTROL.test(requested)) return null;
+  if (requested.length > MAX_NAME_LENGTH || CONTROL.test(requested)) return null;
   const parts = requested
     .replaceAll('\\', '/')
     .split('/')
@@ -58,113 +59,94 @@ function inside(root: string, real: string): boolean {
   return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException).code;
+function errnoReason(err: unknown): Refusal {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') return 'no-permission';
+  // ELOOP: the last component became a symlink after the check (O_NOFOLLOW); ENXIO: a socket.
+  if (code === 'ELOOP') return 'outside-root';
+  return 'not-found';
 }
 
 /**
- * Open a requested file inside `root` (itself already a real path) for reading. The real path is
- * checked, so a symlink that leads out of the root is refused (ERROR 2), and a missing file gets
- * ERROR 1 at once, since pxelinux and UEFI probe many names.
+ * O_NOFOLLOW: a last component swapped for a symlink after the real-path check fails to open.
+ * O_NONBLOCK: a FIFO opens at once instead of holding one of libuv's four file threads until a
+ * writer appears; it is then refused as not a regular file without a single read.
  */
-export async function openInRoot(root: string, requested: string): Promise<OpenResult> {
-  const parts = cleanName(requested);
-  if (parts === null) return refuse('bad-name');
-  if (parts.length === 0) return refuse('not-a-file');
-  let real: string;
-  try {
-    real = await realpath(join(root, ...parts));
-  } catch (err) {
-    return refuse(errno(err) === 'EACCES' ? 'no-permission' : 'not-found');
-  }
-  if (!inside(root, real)) return refuse('outside-root');
-  let handle: FileHandle;
-  try {
-    handle = await open(real, 'r');
-  } catch (err) {
-    return refuse(errno(err) === 'EACCES' ? 'no-permission' : 'not-found');
-  }
-  const st = await handle.stat();
-  if (!st.isFile()) {
-    await handle.close();
-    return refuse('not-a-file');
-  }
-  return {
-    ok: true,
-    file: {
-      name: parts.join('/'),
-      size: st.size,
-      readv: async (buffers, position) => (await handle.readv(buffers, position)).bytesRead,
-      close: () => handle.close(),
-    },
-  };
-}
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/**
- * RFC 764 netascii as RFC 1350 uses it: LF → CR LF, CR → CR NUL. Only text files travel this way,
- * so the converted copy is built in memory.
- */
-export function toNetascii(data: Buffer): Buffer {
-  let extra = 0;
-  for (const b of data) if (b === 0x0a || b === 0x0d) extra++;
-  const out = Buffer.allocUnsafe(data.length + extra);
-  let j = 0;
-  for (const b of data) {
-    if (b === 0x0a) {
-      out[j++] = 0x0d;
-      out[j++] = 0x0a;
-    } else if (b === 0x0d) {
-      out[j++] = 0x0d;
-      out[j++] = 0x00;
-    } else out[j++] = b;
-  }
-  return out;
-}
-
-/** Serve a Buffer as an OpenFile (the netascii copy). */
-export function memoryFile(name: string, data: Buffer): OpenFile {
+function openFile(handle: FileHandle, name: string, size: number, mtime: Date): OpenFile {
+  let closed: Promise<void> | null = null;
   return {
     name,
-    size: data.length,
-    readv: (buffers, position) => {
-      let pos = position;
-      for (const b of buffers) {
-        if (pos >= data.length) break;
-        pos += data.copy(b, 0, pos);
-      }
-      return Promise.resolve(pos - position);
-    },
-    close: () => Promise.resolve(),
+    size,
+    mtime,
+    readv: async (buffers, position) => (await handle.readv(buffers, position)).bytesRead,
+    stream: (start, end) => handle.createReadStream({ start, end, autoClose: false, emitClose: false }),
+    close: () => (closed ??= handle.close().catch(() => undefined)),
   };
 }
 
-/** Names that are URLs (iPXE `http://…`) are fetched from elsewhere, not from our root. */
-function isUrl(name: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(name);
-}
+/** A directory that files are served from, read-only, with every name contained inside it. */
+export class FileRoot {
+  /** Absolute path, as configured (it may itself be a symlink). */
+  readonly path: string;
 
-/**
- * Warn, once per name, about boot files that a client would ask for and not find in the root.
- * Returns the names found missing (for tests). Never throws.
- */
-export async function warnMissingBootFiles(root: string, files: readonly string[], log: Logger): Promise<string[]> {
-  let realRoot: string;
-  try {
-    realRoot = await realpath(root);
-    if (!(await stat(realRoot)).isDirectory()) throw new Error('not a directory');
-  } catch {
-    log.warn('TFTP root is not a readable directory', { root });
-    return [...new Set(files.filter((f) => !isUrl(f)))];
+  /** @param path an absolute directory (the command line makes paths absolute when parsing) */
+  constructor(path: string) {
+    if (!isAbsolute(path)) throw new TypeError(`FileRoot needs an absolute path, got ${path}`);
+    this.path = path;
   }
-  const missing: string[] = [];
-  for (const name of new Set(files)) {
-    if (isUrl(name)) continue;
-    const r = await openInRoot(realRoot, name);
-    if (r.ok) await r.file.close();
-    else {
-      missing.push(name);
-      log.warn('boot file is not in the TFTP root', { file: name, root, reason: r.refusal.reason });
+
+  /**
+   * Open `requested` for reading. The name is cleaned (`cleanName`), its real path must lie inside
+   * the root's real path, the open refuses a symlink in the last place and a FIFO cannot block it,
+   * what was opened must be a regular file, and the descriptor's own path (/proc/self/fd) must still
+   * lie inside the root: so a directory swapped for a symlink between the check and the open serves
+   * nothing.
+   */
+  async open(requested: string): Promise<OpenResult> {
+    const parts = cleanName(requested);
+    if (parts === null) return { ok: false, reason: 'bad-name' };
+    if (parts.length === 0) return { ok: false, reason: 'not-a-file' };
+    let root: string;
+    let real: string;
+    try {
+      root = await realpath(this.path);
+      real = await realpath(join(root, ...parts));
+    } catch (err) {
+      return { ok: false, reason: errnoReason(err) };
+    }
+    if (!inside(root, real)) return { ok: false, reason: 'outside-root' };
+    let handle: FileHandle;
+    try {
+      handle = await open(real, OPEN_FLAGS);
+    } catch (err) {
+      return { ok: false, reason: errnoReason(err) };
+    }
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { refusal: 'not-a-file' });
+      const opened = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => real);
+      if (!inside(root, opened)) throw Object.assign(new Error('escaped'), { refusal: 'outside-root' });
+      return { ok: true, file: openFile(handle, parts.join('/'), st.size, st.mtime) };
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      const refusal = (err as { refusal?: Refusal }).refusal;
+      return { ok: false, reason: refusal ?? errnoReason(err) };
     }
   }
-  return missing;
+
+  /** Whether `requested` would be served, with the reason when not (`--check`, start-up warnings). */
+  async check(requested: string): Promise<{ ok: true; size: number } | { ok: false; reason: Refusal }> {
+    const r = await this.open(requested);
+    if (!r.ok) return r;
+    const { size } = r.file;
+    await r.file.close();
+    return { ok: true, size };
+  }
+}
+
+/** Names that are URLs (iPXE `http://…`) are fetched from elsewhere, not from a root. */
+export function isUrl(name: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(name);
 }

@@ -2,7 +2,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { UserError } from '../core/errors.js';
 
-const SOL_SOCKET = 1;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
 /** Linux ≥ 5.0: bind a socket to an interface by index (socket(7)). */
 const SO_BINDTOIFINDEX = 62;
 
@@ -131,7 +132,16 @@ export function connectUdp(socket: Socket, peer: { address: string; port: number
   });
 }
 
-const SO_REUSEADDR = 2;
+/**
+ * A second socket on the port of the bound `socket` (same local address and device), for the two
+ * sibling tricks: port 67's send-only broadcaster and a TFTP transfer's catch-all for strangers.
+ * SO_REUSEADDR is set on `socket` only now, after its port was allocated exclusively, so no
+ * unrelated socket is ever handed the same port. @throws when the platform cannot do it
+ */
+export async function openSibling(socket: Socket, o: UdpOptions): Promise<Socket> {
+  setSocketOption(socket, SOL_SOCKET, SO_REUSEADDR, 1);
+  return openUdp({ ...o, port: socket.address().port, reuseAddr: true });
+}
 
 /**
  * A send-only sibling of a bound `listener`: the same local address and port (so replies keep
@@ -145,8 +155,7 @@ export async function openConnectedSibling(
 ): Promise<Socket | null> {
   let sibling: Socket | null = null;
   try {
-    setSocketOption(listener, SOL_SOCKET, SO_REUSEADDR, 1);
-    sibling = await openUdp({ ...o, port: listener.address().port, reuseAddr: true });
+    sibling = await openSibling(listener, o);
     await connectUdp(sibling, to);
     return sibling;
   } catch {

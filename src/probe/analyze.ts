@@ -13,7 +13,7 @@ import { DecodeError } from '../wire/reader.js';
 import type { Firmware } from './client-packets.js';
 
 /**
- * Shape of option 43 as EDK2 classifies it (pxe-protocol.md §4): `none` = no 43 (BINL when 60 is
+ * Shape of option 43 as EDK2 classifies it (docs/dhcp-options.md#how-clients-read-option-43): `none` = no 43 (BINL when 60 is
  * PXEClient); `bypass` = sub-option 6 bit 3 (boot the file at once); `menu` = a boot menu (9);
  * `pxe10` = other sub-options 6-10; `wfm11a` = only MTFTP sub-options 1-5 (EDK2 drops it);
  * `other` = none of 1-10; `malformed` = not a TLV list.
@@ -197,7 +197,7 @@ function planPxe10(o: OfferSummary): BootPlan {
   return { kind: 'ask-4011', via: o, target, bootItemType: item.type };
 }
 
-/** A BINL offer: the boot answer comes from port 4011 of siaddr, else of option 54 (§3.1). */
+/** A BINL offer: the boot answer comes from port 4011 of siaddr, else of option 54 (docs/addressing.md#port-4011-requests). */
 function planBinl(o: OfferSummary): BootPlan {
   return { kind: 'ask-4011', via: o, target: o.nextServer !== ZERO ? o.nextServer : o.server };
 }

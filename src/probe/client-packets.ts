@@ -17,7 +17,7 @@ export interface ProbeIdentity {
 }
 
 /**
- * Which firmware's packets to copy (pxe-protocol.md §5 and test/fixtures):
+ * Which firmware's packets to copy (docs/firmware.md and test/fixtures):
  * - `edk2`: UEFI PXE (OVMF `UefiPxeBcDxe`), any UEFI arch without user class iPXE;
  * - `ipxe`: iPXE, user class `iPXE`, any arch;
  * - `pxe-rom`: a legacy BIOS PXE 2.1 ROM (Intel, Broadcom, Realtek): iPXE's BIOS shape without 77.
@@ -175,7 +175,7 @@ export interface BootRequest {
 }
 
 /**
- * DHCPREQUEST to port 4011 (pxe-protocol.md §3.1): ciaddr set, flags 0, a fresh xid. It leaves
+ * DHCPREQUEST to port 4011 (docs/addressing.md#port-4011-requests): ciaddr set, flags 0, a fresh xid. It leaves
  * from port 68 as iPXE's and the BIOS ROMs' do, so every answer comes back to one socket.
  */
 export function buildBootRequest(id: ProbeIdentity, xid: number, req: BootRequest): DhcpPacket {

@@ -47,7 +47,7 @@ export interface FetchPlan {
   mac: Buffer;
   clientIp: string;
   uuid?: Buffer;
-  /** TFTP block size to ask for (pxe-protocol.md §8.2: EDK2 asks 1468 at MTU 1500). */
+  /** TFTP block size to ask for (docs/tftp.md#option-negotiation: EDK2 asks 1468 at MTU 1500). */
   blksize: number;
   windowsize: number;
   timeoutMs?: number;
@@ -103,7 +103,7 @@ export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise
   let text: string | undefined;
   let config: string | undefined;
   for (const name of configSearchOrder(prefix, plan.mac, plan.clientIp, plan.uuid)) {
-    // pxelinux sends only tsize and blksize 1408 here (pxe-protocol.md §8.4).
+    // pxelinux sends only tsize and blksize 1408 here (docs/firmware.md#pxelinux).
     const r = await one('config', name, { blksize: 1408, windowsize: undefined });
     const notFound = !r.ok && r.failure.kind === 'error' && r.failure.code === 1;
     if (notFound) transfers.pop(); // misses are listed in `searched`, not as failed transfers

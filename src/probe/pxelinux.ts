@@ -6,14 +6,14 @@ export function isPxelinux(file: string): boolean {
   return /pxelinux\.0$/.test(base) || base === 'syslinux.efi';
 }
 
-/** The directory part of the boot file: pxelinux's path prefix (pxe-protocol.md §2.4). */
+/** The directory part of the boot file: pxelinux's path prefix (docs/firmware.md#pxelinux). */
 export function pathPrefix(bootFile: string): string {
   const slash = bootFile.lastIndexOf('/');
   return slash === -1 ? '' : bootFile.slice(0, slash + 1);
 }
 
 /**
- * The config files pxelinux asks for, in order (syslinux core/fs/pxe: pxe-protocol.md §8.4):
+ * The config files pxelinux asks for, in order (syslinux core/fs/pxe: docs/firmware.md#pxelinux):
  * the UUID (lowercase 8-4-4-4-12, wire order), `01-` + the MAC, the IPv4 address as 8 uppercase hex
  * digits shortened one digit at a time, then `default`; all under `<prefix>pxelinux.cfg/`.
  */

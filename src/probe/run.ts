@@ -133,7 +133,7 @@ async function takeLease(
   return { address: offer.yourIp, server: offer.server, acked: false, answer: 'none' };
 }
 
-/** The port 4011 request (pxe-protocol.md §3.1), with EDK2's growing waits. */
+/** The port 4011 request (docs/addressing.md#port-4011-requests), with EDK2's growing waits. */
 async function askBootServer(
   ch: DhcpChannel,
   o: ProbeOptions,

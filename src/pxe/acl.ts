@@ -8,7 +8,7 @@ import type { PxeClient } from './client.js';
  * - a UUID: 32 hex digits, with or without the 8-4-4-4-12 dashes. It matches option 97's 16 bytes
  *   either in wire order (as our log lines and pxelinux print them) or with the first three fields
  *   byte-swapped, which is how `dmidecode` shows the same SMBIOS UUID: EDK2 and iPXE send it in EFI
- *   GUID order (pxe-protocol.md §6), so both spellings of one machine's UUID work.
+ *   GUID order (docs/firmware.md#uuid-byte-order), so both spellings of one machine's UUID work.
  */
 export type ClientPattern =
   | { kind: 'mac'; text: string; octets: readonly (string | null)[]; prefix: boolean }

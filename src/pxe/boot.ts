@@ -8,11 +8,14 @@ import { findRule, ruleLabel, type BootRule } from './rules.js';
 export type EfiMode = 'binl' | 'bypass';
 
 /**
- * The shape of our answer (pxe-protocol.md §2.3):
+ * The shape of our answer (docs/dhcp-options.md#answer-shapes):
  * - `bypass`: option 43 = discovery control 8, siaddr = the TFTP server; the client boots at once;
  * - `binl`: no option 43, siaddr = our own address; UEFI firmware then asks again on port 4011.
  */
 export type AnswerShape = 'bypass' | 'binl';
+
+/** Why boot policy leaves a PXE client unanswered. */
+export type BootRefusalReason = 'denied' | 'not-allowed' | 'arch-not-served';
 
 /** Everything boot policy needs; built from the command line and config file. */
 export interface BootPolicy {
@@ -47,7 +50,7 @@ export interface BootChoice {
 
 /** Why policy declined to answer a PXE client; names a counter. */
 export interface BootRefusal {
-  ignore: string;
+  ignore: BootRefusalReason;
   detail?: string;
   /** Log level of the ignore line; debug when absent. */
   level?: 'info' | 'warn';

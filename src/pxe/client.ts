@@ -44,7 +44,7 @@ function userClassOf(req: DhcpPacket): string | undefined {
 }
 
 /**
- * Check the PXE parts of a decoded request (pxe-protocol.md §1) and describe its sender.
+ * Check the PXE parts of a decoded request (docs/dhcp-options.md#recognising-a-pxe-request) and describe its sender.
  * Pure: returns the reason instead of throwing.
  */
 export function describeClient(req: DhcpPacket): PxeClient | ClientRejection {

@@ -3,8 +3,8 @@ import { u8Option } from '../wire/dhcp-options.js';
 import { MAX_FILE_FIELD, type DhcpPacket } from '../wire/dhcp-packet.js';
 import { ipToBytes } from '../wire/ip.js';
 import { BYPASS_VENDOR_OPTIONS, bootItemOf, decodePxeOptions, encodePxeOptions } from '../wire/pxe-options.js';
-import { chooseBoot, type BootChoice, type BootPolicy } from './boot.js';
-import { describeClient, type PxeClient } from './client.js';
+import { chooseBoot, type BootChoice, type BootPolicy, type BootRefusalReason } from './boot.js';
+import { describeClient, type ClientRejection, type PxeClient } from './client.js';
 
 /** Where this responder stands: the addresses of the interface a request arrived on. */
 export interface ServerContext {
@@ -24,14 +24,18 @@ export interface Destination {
 }
 
 /** The outcome of policy for one request. */
+/** Why a packet gets no answer: the counter name and the log's `reason`. */
+export type IgnoreReason =
+  'not-bootrequest' | 'no-message-type' | 'wrong-message-type' | ClientRejection | BootRefusalReason;
+
 export type Decision =
   | { kind: 'reply'; reply: DhcpPacket; to: Destination; client: PxeClient; choice: BootChoice }
-  | { kind: 'ignore'; reason: string; detail?: string; client?: PxeClient; level?: 'info' | 'warn' };
+  | { kind: 'ignore'; reason: IgnoreReason; detail?: string; client?: PxeClient; level?: 'info' | 'warn' };
 
 const PXE_CLASS = Buffer.from('PXEClient', 'latin1');
 const ZERO_IP = '0.0.0.0';
 
-function ignore(reason: string, client?: PxeClient, detail?: string, level?: 'info' | 'warn'): Decision {
+function ignore(reason: IgnoreReason, client?: PxeClient, detail?: string, level?: 'info' | 'warn'): Decision {
   return {
     kind: 'ignore',
     reason,
@@ -56,7 +60,7 @@ function requestBootItem(req: DhcpPacket): { type: number; layer: number } | und
   return bootItemOf(decodePxeOptions(raw));
 }
 
-/** Build a proxy reply (pxe-protocol.md §2.1-2.2, §3.2): no address, no address options. */
+/** Build a proxy reply (docs/addressing.md#reply-header-fields, #the-port-4011-ack, docs/dhcp-options.md#reply-options): no address, no address options. */
 function buildReply(req: DhcpPacket, ctx: ServerContext, choice: BootChoice, type: number, flags: number): DhcpPacket {
   const options = new Map<number, Buffer>();
   options.set(DhcpOption.MESSAGE_TYPE, Buffer.of(type));
@@ -67,7 +71,7 @@ function buildReply(req: DhcpPacket, ctx: ServerContext, choice: BootChoice, typ
   const vendor = vendorOptionsFor(req, choice);
   if (vendor) options.set(DhcpOption.VENDOR_SPECIFIC, vendor);
   const longName = Buffer.byteLength(choice.file, 'latin1') > MAX_FILE_FIELD;
-  // Names that do not fit `file` (long iPXE URLs) go in option 67 with a NUL (§2.4).
+  // Names that do not fit `file` (long iPXE URLs) go in option 67 with a NUL (docs/addressing.md#boot-file-name).
   if (longName) options.set(DhcpOption.BOOTFILE_NAME, Buffer.from(`${choice.file}\0`, 'latin1'));
   const nextServer =
     choice.shape === 'binl' && type === MessageType.OFFER ? ctx.serverIp : (choice.nextServer ?? ctx.tftpServer);
@@ -110,7 +114,7 @@ function prepare(
 /**
  * Port 67: a PXE DHCPDISCOVER gets a proxy DHCPOFFER; everything else is ignored.
  * Relayed requests go back to the relay (RFC 2131 §4.1); others are broadcast, since the client
- * has no address yet (§2.5).
+ * has no address yet (docs/addressing.md#where-port-67-answers-go).
  * @throws DecodeError when the request's option 43 is malformed
  */
 export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: BootPolicy): Decision {
@@ -126,7 +130,7 @@ export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: Bo
 }
 
 /**
- * Port 4011: a PXE DHCPREQUEST or DHCPINFORM gets a DHCPACK from port 4011 (§3.3): back to the
+ * Port 4011: a PXE DHCPREQUEST or DHCPINFORM gets a DHCPACK from port 4011 (docs/addressing.md#where-port-4011-answers-go): back to the
  * sender's address and port when ciaddr is the sender (68 for iPXE, 4011 for EDK2), to ciaddr:68
  * when it differs, and like a port 67 answer when ciaddr is 0.
  * @throws DecodeError when the request's option 43 is malformed

@@ -1,8 +1,8 @@
-import type { RemoteInfo, Socket } from 'node:dgram';
-import type { Logger } from '../core/logger.js';
-import { RateLimiter, type Stats } from '../core/counters.js';
+import type { CounterSink } from '../core/counters.js';
+import type { LogFields, Logger, PeerLog } from '../core/logger.js';
+import type { Datagrams, Peer } from '../net/datagram.js';
 import { decodeDhcp, encodeDhcp } from '../wire/dhcp-packet.js';
-import { DecodeError } from '../wire/reader.js';
+import { DecodeError, type DecodeErrorCode } from '../wire/reader.js';
 import type { BootPolicy } from './boot.js';
 import { uuidText } from './client.js';
 import { decideBootAck, decideProxyOffer, type Decision, type Destination, type ServerContext } from './policy.js';
@@ -10,19 +10,27 @@ import { decideBootAck, decideProxyOffer, type Decision, type Destination, type 
 /** Which of our two ports a socket serves. */
 export type ResponderPort = 'dhcp' | 'proxy';
 
+/** Every counter the responder keeps. */
+export type DhcpCounter =
+  'offer-sent' | 'ack-sent' | 'internal-error' | DecodeErrorCode | Extract<Decision, { kind: 'ignore' }>['reason'];
+
 export interface ResponderDeps {
-  log: Logger;
-  stats: Stats;
+  /** Every line here is caused by a packet, so all of them go through the peer-line cap. */
+  lines: PeerLog;
+  counters: CounterSink<DhcpCounter>;
   /** The policy in force; a function so a reload takes effect on the next packet. */
   policy: () => BootPolicy;
-  /** Caps per-client info lines (shared by all sockets). */
-  answerLines: RateLimiter;
 }
 
-const COUNTER: Record<ResponderPort, string> = { dhcp: 'offer-sent', proxy: 'ack-sent' };
+const COUNTER: Record<ResponderPort, DhcpCounter> = { dhcp: 'offer-sent', proxy: 'ack-sent' };
 
 /** The info line of one answered client. */
-function logAnswer(log: Logger, port: ResponderPort, decision: Extract<Decision, { kind: 'reply' }>): void {
+function logAnswer(
+  log: Logger,
+  port: ResponderPort,
+  decision: Extract<Decision, { kind: 'reply' }>,
+  extra: LogFields,
+): void {
   const { to, client, choice } = decision;
   log.info(port === 'dhcp' ? 'proxy offer' : 'boot ack', {
     mac: client.mac,
@@ -36,6 +44,7 @@ function logAnswer(log: Logger, port: ResponderPort, decision: Extract<Decision,
     shape: choice.shape,
     rule: choice.rule,
     to: `${to.address}:${to.port}`,
+    ...extra,
   });
 }
 
@@ -46,7 +55,7 @@ export function handleDatagram(
   ctx: ServerContext,
   deps: ResponderDeps,
   msg: Buffer,
-  from: RemoteInfo,
+  from: Peer,
 ): void {
   let decision: Decision;
   try {
@@ -57,28 +66,26 @@ export function handleDatagram(
         ? decideProxyOffer(req, ctx, policy)
         : decideBootAck(req, { address: from.address, port: from.port }, ctx, policy);
     if (decision.kind === 'ignore') {
-      deps.stats.count(decision.reason);
-      const level = decision.level ?? 'debug';
-      if (level === 'debug' ? deps.log.isLevelEnabled('debug') : deps.answerLines.take()) {
-        deps.log.log(level, 'ignored', {
-          port,
-          from: `${from.address}:${from.port}`,
-          reason: decision.reason,
-          ...(decision.detail ? { detail: decision.detail } : {}),
-          ...(decision.client ? { mac: decision.client.mac, arch: decision.client.archName } : {}),
-        });
-      }
+      deps.counters.count(decision.reason);
+      deps.lines.line(decision.level ?? 'debug', 'ignored', {
+        port,
+        from: `${from.address}:${from.port}`,
+        reason: decision.reason,
+        ...(decision.detail ? { detail: decision.detail } : {}),
+        ...(decision.client ? { mac: decision.client.mac, arch: decision.client.archName } : {}),
+      });
       return;
     }
     out.send(encodeDhcp(decision.reply), decision.to);
-    deps.stats.count(COUNTER[port]);
+    deps.counters.count(COUNTER[port]);
     // dgram sends on the next tick; logging after I/O keeps winston's formatting out of the
     // reply's latency (it cost the logged replies a tenth of a millisecond and more).
-    if (deps.answerLines.take()) setImmediate(logAnswer, deps.log, port, decision);
+    const extra = deps.lines.reserve('info');
+    if (extra) setImmediate(logAnswer, deps.lines.base, port, decision, extra);
   } catch (err) {
     if (err instanceof DecodeError) {
-      deps.stats.count(err.code);
-      deps.log.debug('dropped malformed packet', {
+      deps.counters.count(err.code);
+      deps.lines.line('debug', 'dropped malformed packet', {
         port,
         from: `${from.address}:${from.port}`,
         reason: err.code,
@@ -86,56 +93,23 @@ export function handleDatagram(
       });
       return;
     }
-    deps.stats.count('internal-error');
-    deps.log.error('handler failed', {
+    // Our own bug, met while handling one packet: that packet is dropped, the daemon serves on.
+    deps.counters.count('internal-error');
+    deps.lines.line('error', 'handler failed', {
       port,
       from: `${from.address}:${from.port}`,
-      error: (err as Error).stack ?? String(err),
+      error: String(err),
     });
   }
+}
+
+/** Serve one socket: every datagram goes through handleDatagram, every reply out of the same socket. */
+export function attachResponder(port: ResponderPort, socket: Datagrams, ctx: ServerContext, deps: ResponderDeps): void {
+  const out: ReplySender = { send: (reply, to) => socket.send(reply, 0, reply.length, to) };
+  socket.onMessage((msg, from) => handleDatagram(port, out, ctx, deps, msg, from));
 }
 
 /** Where replies leave from. */
 export interface ReplySender {
   send(reply: Buffer, to: Destination): void;
-}
-
-/**
- * Replies go out of the socket the request came in on (so from its port, 67 or 4011). Broadcast
- * replies, the bulk of port 67's, may instead use `broadcast`: a sibling socket on the same port,
- * connected to the broadcast destination, which spares Node its per-send address handling.
- */
-export function createReplySender(
-  socket: Socket,
-  deps: Pick<ResponderDeps, 'log' | 'stats'>,
-  broadcast?: { socket: Socket; to: Destination },
-): ReplySender {
-  const onSent = (err: Error | null): void => {
-    if (!err) return;
-    deps.stats.count('send-error');
-    deps.log.warn('send failed', { error: err.message });
-  };
-  const viaBroadcast = broadcast?.socket;
-  const bto = broadcast?.to;
-  return {
-    send(reply, to) {
-      if (viaBroadcast && to.port === bto!.port && to.address === bto!.address) viaBroadcast.send(reply, onSent);
-      else socket.send(reply, to.port, to.address, onSent);
-    },
-  };
-}
-
-/** Serve one socket: every datagram goes through handleDatagram. */
-export function attachResponder(
-  port: ResponderPort,
-  socket: Socket,
-  out: ReplySender,
-  ctx: ServerContext,
-  deps: ResponderDeps,
-): void {
-  socket.on('message', (msg, from) => handleDatagram(port, out, ctx, deps, msg, from));
-  socket.on('error', (err) => {
-    deps.stats.count('socket-error');
-    deps.log.error('socket error', { port, error: err.message });
-  });
 }

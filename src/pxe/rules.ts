@@ -6,7 +6,7 @@ import type { PxeClient } from './client.js';
 
 /**
  * One boot rule: conditions (all must hold; none at all matches every client) and an answer.
- * Rules are tried in the order given and the first that matches answers (pxe-protocol.md §6 for
+ * Rules are tried in the order given and the first that matches answers (docs/firmware.md#architecture-numbers for
  * the arch numbers).
  */
 export interface BootRule {

@@ -1,117 +1,274 @@
-import { realpath } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import type { Logger } from '../core/logger.js';
-import { RateLimiter, Stats } from '../core/counters.js';
+import { Counters, RateLimiter, type CounterSink } from '../core/counters.js';
+import { PeerLog, type Logger } from '../core/logger.js';
+import { printable } from '../core/text.js';
+import type { FileRoot } from '../files/root.js';
+import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../net/datagram.js';
 import { DecodeError } from '../wire/reader.js';
-import {
-  DATA_HEADER_LEN,
-  decodeTftp,
-  encodeTftp,
-  TftpErrorCode,
-  TftpOpcode,
-  type TftpRequest,
-} from '../wire/tftp-packet.js';
-import { memoryFile, openInRoot, toNetascii, type OpenFile } from '../files/root.js';
-import { negotiate } from './negotiate.js';
-import { TftpSession, type SessionIo, type SessionSummary } from './session.js';
-import { udpTransport, type OpenTransport, type Peer, type Transport } from './transport.js';
+import { decodeTftp, encodeTftp, TftpErrorCode, type TftpRequest } from '../wire/tftp-packet.js';
+import type { TftpContext, TftpCounter, TftpListen } from './context.js';
+import type { Negotiated } from './negotiate.js';
+import { TransferTable, type TableLimits } from './table.js';
+import { refusalError, Transfer, type TransferEnd } from './transfer.js';
 
-/** One port-69 socket: an interface (with -i) or the bind address. */
-export interface TftpListen {
-  /** Address the listener binds (0.0.0.0 in the daemon). */
-  address: string;
-  port: number;
-  device?: { name: string; index: number };
-  /** Local address transfer sockets bind to, so replies leave from the address the client knows. */
-  transferAddress: string;
-  /** Egress MTU: blksize is clamped to MTU − 32. */
-  mtu: number;
+export type { TftpListen } from './context.js';
+
+/** What the server tells its owner about each transfer (events, metrics). */
+export interface TransferReport {
+  client: Peer;
+  file: string;
+  end: TransferEnd;
 }
 
 export interface TftpServerOptions {
-  root: string;
+  root: FileRoot;
   listen: readonly TftpListen[];
-  maxTransfers: number;
-  /** Transfers one client address may hold at once (default: half of maxTransfers, at least 1). */
-  maxPerClient?: number;
+  limits: TableLimits;
   idleTimeoutMs: number;
   /** Largest window granted (RFC 7440), and its byte bound. */
   maxWindow?: number;
   maxWindowBytes?: number;
+  /** Packets an unconfirmed transfer may send, and how long it may wait for its first ACK. */
+  unconfirmedMaxSends?: number;
+  unconfirmedLifeMs?: number;
   log: Logger;
-  stats?: Stats;
+  /** The daemon-wide cap for peer-caused lines; a private one by default. */
+  lines?: PeerLog;
+  counters?: CounterSink<TftpCounter>;
   /** Socket factory; tests pass a lossy one. */
-  openTransport?: OpenTransport;
+  openDatagrams?: OpenDatagrams;
+  /** Called when a transfer starts and when it ends (events and metrics). */
+  onTransferStart?: (client: Peer, file: string, size: number) => void;
+  onTransferEnd?: (r: TransferReport) => void;
 }
 
-export interface TftpServer {
-  /** Bound listener ports, in `listen` order. */
-  readonly ports: number[];
-  readonly stats: Stats;
-  /** Transfers in progress (opening ones included). */
-  readonly active: number;
-  close(): Promise<void>;
-}
-
-/** Netascii copies are built in memory; text files are small, anything larger is refused. */
-const NETASCII_MAX = 16 * 1024 * 1024;
-const DEFAULT_MAX_WINDOW = 64;
-const DEFAULT_MAX_WINDOW_BYTES = 512 * 1024;
-
-const sessionClock = {
-  now: () => performance.now(),
-  setTimer: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-  clearTimer: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-};
-
-/** Printable, capped: names come from the network (STYLE.md, like dnsmasq's sanitise). */
-function clean(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-}
+/** Defaults, chosen so that a rack switched on at once is served and a flood of liars is not. */
+export const TFTP_DEFAULTS = {
+  maxTransfers: 256,
+  maxUnconfirmed: 64,
+  maxPerAddress: 8,
+  maxUnconfirmedPerAddress: 4,
+  /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s, …) within the life. */
+  unconfirmedMaxSends: 6,
+  unconfirmedLifeMs: 6000,
+  maxWindow: 64,
+  maxWindowBytes: 512 * 1024,
+  /** netascii is for text; larger files are refused rather than converted. */
+  netasciiMaxBytes: 64 * 1024 * 1024,
+  /** ERROR 5 answers to strangers on transfer ports, per second and in a burst, for the whole server. */
+  strangerRepliesPerSecond: 20,
+  strangerRepliesBurst: 50,
+} as const;
 
 /**
- * Start the read-only TFTP server: a listener per `listen` entry, a fresh socket (transfer ID, RFC
- * 1350 §4) per transfer. Resolves once every listener is bound.
- * @throws UserError when a listener cannot be bound (nothing stays open then)
+ * The read-only TFTP server: owns its listeners (port 69, one per interface) and the transfer table.
+ * A request is decoded and admitted here; everything after that belongs to its `Transfer`.
  */
-export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer> {
-  const { log } = o;
-  const stats = o.stats ?? new Stats();
-  const debug = log.isLevelEnabled('debug');
-  const openTransport = o.openTransport ?? udpTransport((err) => log.debug('TFTP socket error', { err: err.message }));
-  const listeners: Transport[] = [];
-  /** Key `address:port` of the client's TID → its transfer, or null while the file is opening. */
-  const transfers = new Map<string, { session: TftpSession | null; transport?: Transport }>();
-  const perClient = new Map<string, number>();
-  const maxPerClient = o.maxPerClient ?? Math.max(1, Math.ceil(o.maxTransfers / 2));
-  let closing = false;
-  /** Info lines come per transfer or per refused write: capped, so a flood of requests cannot flood the log. */
-  const lines = new RateLimiter(50, 200);
-  /** Null when over the cap; else extra fields saying how many lines the cap left out before. */
-  const capped = (): Record<string, number> | null => {
-    if (!lines.take()) return null;
-    const n = lines.suppressed;
-    lines.suppressed = 0;
-    return n > 0 ? { 'lines-suppressed': n } : {};
-  };
+export class TftpServer {
+  readonly counters: CounterSink<TftpCounter>;
+  readonly #o: TftpServerOptions;
+  readonly #lines: PeerLog;
+  readonly #table: TransferTable<Transfer>;
+  readonly #listeners: Datagrams[] = [];
+  readonly #openDatagrams: OpenDatagrams;
+  readonly #strangerReplies = new RateLimiter(
+    TFTP_DEFAULTS.strangerRepliesPerSecond,
+    TFTP_DEFAULTS.strangerRepliesBurst,
+  );
+  #closing = false;
 
-  const reply = (via: Transport, to: Peer, code: number, message: string): void => {
-    const b = encodeTftp({ kind: 'error', code, message });
-    via.send(b, 0, b.length, to.port, to.address);
-  };
+  private constructor(o: TftpServerOptions) {
+    this.#o = o;
+    this.counters = o.counters ?? new Counters<TftpCounter>();
+    this.#lines = o.lines ?? new PeerLog(o.log);
+    this.#table = new TransferTable<Transfer>(o.limits);
+    this.#openDatagrams = o.openDatagrams ?? udpDatagrams((kind, detail) => this.#trouble(kind, detail));
+  }
 
-  const release = (key: string, from: Peer): void => {
-    transfers.delete(key);
-    const n = (perClient.get(from.address) ?? 1) - 1;
-    if (n <= 0) perClient.delete(from.address);
-    else perClient.set(from.address, n);
-  };
+  /**
+   * Bind every listener; nothing is answered until `serve()`, so a daemon can bind as root, drop
+   * privileges, and only then let requests in. @throws UserError when a listener cannot be bound
+   * (nothing stays open then)
+   */
+  static async bind(o: TftpServerOptions): Promise<TftpServer> {
+    const server = new TftpServer(o);
+    await server.#bind();
+    return server;
+  }
 
-  const logEnd = (from: Peer, file: string, s: SessionSummary): void => {
-    stats.count(`tftp-${s.outcome}`);
+  /** Bind and serve at once (tests, tools). */
+  static async start(o: TftpServerOptions): Promise<TftpServer> {
+    const server = await TftpServer.bind(o);
+    server.serve();
+    return server;
+  }
+
+  /** Start answering requests. */
+  serve(): void {
+    for (const [i, socket] of this.#listeners.entries()) {
+      const ctx = this.#context(this.#o.listen[i]!);
+      socket.onMessage((msg, from) => this.#onRequest(ctx, socket, msg, from));
+    }
+  }
+
+  /** Bound listener ports, in `listen` order. */
+  get ports(): number[] {
+    return this.#listeners.map((t) => t.port);
+  }
+
+  /** Transfers in progress (opening ones included). */
+  get active(): number {
+    return this.#table.size;
+  }
+
+  /** Of those, the ones whose peer has not ACKed yet. */
+  get unconfirmed(): number {
+    return this.#table.unconfirmed;
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const t of [...this.#table.values()]) t.abort();
+    await Promise.all(this.#listeners.map((l) => l.close()));
+  }
+
+  async #bind(): Promise<void> {
+    const shared = this.#o.listen.length > 1;
+    try {
+      for (const l of this.#o.listen) {
+        const socket = await this.#openDatagrams({
+          address: l.address,
+          port: l.port,
+          reuseAddr: shared,
+          purpose: 'TFTP',
+          ...(l.device ? { device: l.device } : {}),
+        });
+        this.#listeners.push(socket);
+      }
+    } catch (err) {
+      await Promise.all(this.#listeners.map((t) => t.close()));
+      throw err;
+    }
+  }
+
+  #context(listen: TftpListen): TftpContext {
+    const o = this.#o;
+    return {
+      root: o.root,
+      listen,
+      openDatagrams: this.#openDatagrams,
+      negotiation: {
+        maxWindow: o.maxWindow ?? TFTP_DEFAULTS.maxWindow,
+        maxWindowBytes: o.maxWindowBytes ?? TFTP_DEFAULTS.maxWindowBytes,
+      },
+      idleTimeoutMs: o.idleTimeoutMs,
+      unconfirmedMaxSends: o.unconfirmedMaxSends ?? TFTP_DEFAULTS.unconfirmedMaxSends,
+      unconfirmedLifeMs: o.unconfirmedLifeMs ?? TFTP_DEFAULTS.unconfirmedLifeMs,
+      netasciiMaxBytes: TFTP_DEFAULTS.netasciiMaxBytes,
+      strangerReplies: this.#strangerReplies,
+      count: (key) => this.counters.count(key),
+      sendError: (via, to, code, message) => this.#sendError(via, to, code, message),
+      onStarted: (t, n, size) => this.#started(t, n, size),
+      onConfirmed: (t) => this.#table.confirm(t),
+    };
+  }
+
+  #onRequest(ctx: TftpContext, via: Datagrams, msg: Buffer, from: Peer): void {
+    let p;
+    try {
+      p = decodeTftp(msg);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      this.counters.count(`tftp-${err.code}`);
+      this.#lines.line('debug', 'malformed TFTP request dropped', { client: clientOf(from), reason: err.code });
+      return;
+    }
+    // Only requests are answered on port 69; an ERROR or a stray DATA/ACK gets nothing back.
+    if (p.kind === 'wrq') return this.#refuseWrite(via, from, p);
+    if (p.kind !== 'rrq') return this.counters.count('tftp-not-a-request');
+    const existing = this.#table.get(clientOf(from));
+    if (existing) {
+      // A repeated RRQ from the same TID is a retransmission, not a second transfer.
+      this.counters.count('tftp-duplicate-request');
+      return existing.onDuplicateRequest();
+    }
+    if (p.mode !== 'octet' && p.mode !== 'netascii') {
+      this.counters.count('tftp-bad-mode');
+      return this.#sendError(via, from, TftpErrorCode.ILLEGAL_OPERATION, 'Unsupported mode');
+    }
+    this.#admit(ctx, via, from, p);
+  }
+
+  #admit(ctx: TftpContext, via: Datagrams, from: Peer, req: TftpRequest): void {
+    const admission = this.#closing ? ({ ok: false, why: 'busy' } as const) : this.#table.admit(from.address);
+    if (!admission.ok) {
+      this.counters.count(`tftp-${admission.why}`);
+      this.#lines.line('debug', 'TFTP request refused: too many transfers', {
+        client: clientOf(from),
+        active: this.#table.size,
+        why: admission.why,
+      });
+      return this.#sendError(via, from, TftpErrorCode.NOT_DEFINED, 'Server busy, try again');
+    }
+    const t = new Transfer(ctx, from, req, (done, end) => this.#ended(via, done, end));
+    this.#table.add(t);
+    void t.start();
+  }
+
+  #refuseWrite(via: Datagrams, from: Peer, p: TftpRequest): void {
+    this.counters.count('tftp-write-refused');
+    this.#lines.line('info', 'TFTP write refused (read-only server)', {
+      client: clientOf(from),
+      file: printable(p.filename),
+    });
+    this.#sendError(via, from, TftpErrorCode.ACCESS_VIOLATION, 'Server is read-only');
+  }
+
+  #started(t: Transfer, negotiated: Negotiated, size: number): void {
+    this.counters.count('tftp-transfer-started');
+    this.#lines.line('debug', 'TFTP transfer starting', {
+      client: t.key,
+      file: t.name,
+      oack: Object.fromEntries(negotiated.oack),
+    });
+    this.#o.onTransferStart?.(t.peer, t.name, size);
+  }
+
+  /** Every transfer's one end: free the slot, count, log through the cap, answer a refusal. */
+  #ended(via: Datagrams, t: Transfer, end: TransferEnd): void {
+    this.#table.remove(t);
+    this.#o.onTransferEnd?.({ client: t.peer, file: t.name, end });
+    const client = t.key;
+    switch (end.kind) {
+      case 'refused': {
+        this.counters.count(`tftp-${end.reason}`);
+        const level = end.reason === 'not-found' ? 'debug' : 'info';
+        this.#lines.line(level, 'TFTP request refused', { client, file: printable(t.name), reason: end.reason });
+        const e = refusalError(end.reason);
+        if (!this.#closing) this.#sendError(via, t.peer, e.code, e.message);
+        return;
+      }
+      case 'failed':
+        this.counters.count(end.reason === 'no-socket' ? 'tftp-no-socket' : 'tftp-read-failed');
+        this.#lines.line('warn', 'TFTP transfer could not start', {
+          client,
+          file: printable(t.name),
+          reason: end.reason,
+        });
+        if (!this.#closing) this.#sendError(via, t.peer, TftpErrorCode.NOT_DEFINED, 'Server error');
+        return;
+      case 'stopped':
+        this.counters.count(`tftp-${end.outcome}`);
+        return;
+      case 'ended':
+        return this.#logEnd(t, end.summary);
+    }
+  }
+
+  #logEnd(t: Transfer, s: Extract<TransferEnd, { kind: 'ended' }>['summary']): void {
+    this.counters.count(`tftp-${s.outcome}`);
     const fields = {
-      client: `${from.address}:${from.port}`,
-      file,
+      client: t.key,
+      file: t.name,
       bytes: s.bytes,
       seconds: Number((s.ms / 1000).toFixed(3)),
       blksize: s.blockSize,
@@ -119,214 +276,32 @@ export async function startTftpServer(o: TftpServerOptions): Promise<TftpServer>
       retransmits: s.retransmits,
     };
     if (s.outcome === 'client-error' && s.duringNegotiation) {
-      log.debug('TFTP size probe ended by client', fields);
-      return;
-    }
-    const extra = capped();
-    if (!extra) return;
-    if (s.outcome === 'done') log.info('TFTP transfer complete', { ...fields, ...extra });
-    else
-      log.info('TFTP transfer ended', {
+      this.#lines.line('debug', 'TFTP size probe ended by client', fields);
+    } else if (s.outcome === 'done') {
+      this.#lines.line('info', 'TFTP transfer complete', fields);
+    } else if (s.outcome === 'unconfirmed' || s.outcome === 'evicted') {
+      this.#lines.line('debug', 'TFTP transfer never acknowledged', {
         ...fields,
-        ...extra,
         outcome: s.outcome,
-        ...(s.clientError ? { 'client-error': clean(s.clientError.message) } : {}),
+        sent: s.packetsSent,
       });
-  };
-
-  async function openFile(
-    req: TftpRequest,
-  ): Promise<{ file: OpenFile } | { code: number; reason: string; message: string }> {
-    let root: string;
-    try {
-      root = await realpath(o.root);
-    } catch {
-      return { code: TftpErrorCode.FILE_NOT_FOUND, reason: 'no-root', message: 'File not found' };
-    }
-    const r = await openInRoot(root, req.filename);
-    if (!r.ok) return r.refusal;
-    if (req.mode !== 'netascii') return { file: r.file };
-    // RFC 1350 netascii: converted once, in memory; tsize is then the converted size.
-    const { file } = r;
-    try {
-      if (file.size > NETASCII_MAX)
-        return {
-          code: TftpErrorCode.ACCESS_VIOLATION,
-          reason: 'netascii-too-big',
-          message: 'File too large for netascii',
-        };
-      const raw = Buffer.alloc(file.size);
-      const n = await file.readv([raw], 0);
-      return { file: memoryFile(file.name, toNetascii(raw.subarray(0, n))) };
-    } finally {
-      await file.close();
+    } else {
+      const clientError = s.clientError ? { 'client-error': printable(s.clientError.message) } : {};
+      this.#lines.line('info', 'TFTP transfer ended', { ...fields, outcome: s.outcome, ...clientError });
     }
   }
 
-  async function startTransfer(
-    l: TftpListen,
-    via: Transport,
-    from: Peer,
-    key: string,
-    req: TftpRequest,
-  ): Promise<void> {
-    const opened = await openFile(req);
-    if (!('file' in opened) || closing) {
-      if ('file' in opened) await opened.file.close();
-      else {
-        stats.count(`tftp-${opened.reason}`);
-        const level = opened.reason === 'not-found' ? 'debug' : 'info';
-        log.log(level, 'TFTP request refused', {
-          client: `${from.address}:${from.port}`,
-          file: clean(req.filename),
-          reason: opened.reason,
-        });
-        reply(via, from, opened.code, opened.message);
-      }
-      return release(key, from);
-    }
-    const { file } = opened;
-    const negotiated = negotiate(req.options, {
-      mtu: l.mtu,
-      maxWindow: o.maxWindow ?? DEFAULT_MAX_WINDOW,
-      maxWindowBytes: o.maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES,
-      fileSize: file.size,
-    });
-    let t: Transport;
-    try {
-      t = await openTransport({ address: l.transferAddress, port: 0, purpose: 'TFTP transfer', peer: from });
-    } catch (err) {
-      await file.close();
-      log.error('cannot open a TFTP transfer socket', { err: (err as Error).message });
-      reply(via, from, TftpErrorCode.NOT_DEFINED, 'Server error');
-      return release(key, from);
-    }
-    const io: SessionIo = { ...sessionClock, send: (b, off, len) => t.send(b, off, len, from.port, from.address) };
-    // A window goes out in one send where the kernel can segment it (UDP GSO): one syscall, not 16.
-    if (negotiated.windowSize > 1 && t.segment) {
-      io.maxBatch = t.segment(DATA_HEADER_LEN + negotiated.blockSize, () => {
-        io.maxBatch = 1;
-      });
-    }
-    const session = new TftpSession({ file, negotiated, idleTimeoutMs: o.idleTimeoutMs }, io, (s) => {
-      release(key, from);
-      void t.close();
-      logEnd(from, file.name, s);
-    });
-    t.onMessage((msg, peer) => {
-      if (peer.port !== from.port || peer.address !== from.address) {
-        // RFC 1350 §4: a packet from a foreign TID gets ERROR 5; the transfer goes on.
-        stats.count('tftp-unknown-tid');
-        return reply(t, peer, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
-      }
-      // Fast path for the packet that dominates a transfer: a 4-byte ACK.
-      if (msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ACK) return session.ack(msg.readUInt16BE(2));
-      try {
-        session.onPacket(decodeTftp(msg));
-      } catch (err) {
-        if (!(err instanceof DecodeError)) throw err;
-        stats.count(`tftp-${err.code}`);
-        if (debug)
-          log.debug('malformed TFTP packet dropped', { client: `${peer.address}:${peer.port}`, reason: err.code });
-      }
-    });
-    transfers.set(key, { session, transport: t });
-    stats.count('tftp-transfer-started');
-    if (debug)
-      log.debug('TFTP transfer starting', {
-        client: key,
-        file: file.name,
-        size: file.size,
-        oack: Object.fromEntries(negotiated.oack),
-      });
-    session.start();
+  #sendError(via: Datagrams, to: Peer, code: number, message: string): void {
+    const b = encodeTftp({ kind: 'error', code, message });
+    via.send(b, 0, b.length, to);
   }
 
-  function onRequest(l: TftpListen, via: Transport, msg: Buffer, from: Peer): void {
-    let p;
-    try {
-      p = decodeTftp(msg);
-    } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      stats.count(`tftp-${err.code}`);
-      if (debug)
-        log.debug('malformed TFTP request dropped', { client: `${from.address}:${from.port}`, reason: err.code });
-      return;
-    }
-    if (p.kind === 'wrq') {
-      stats.count('tftp-write-refused');
-      const extra = capped();
-      if (extra)
-        log.info('TFTP write refused (read-only server)', {
-          client: `${from.address}:${from.port}`,
-          file: clean(p.filename),
-          ...extra,
-        });
-      return reply(via, from, TftpErrorCode.ACCESS_VIOLATION, 'Server is read-only');
-    }
-    if (p.kind !== 'rrq') return stats.count('tftp-not-a-request');
-    const key = `${from.address}:${from.port}`;
-    const existing = transfers.get(key);
-    if (existing) {
-      // §8.4: a repeated RRQ from the same TID is a retransmission, not a second transfer.
-      stats.count('tftp-duplicate-request');
-      return existing.session?.onDuplicateRequest();
-    }
-    if (p.mode !== 'octet' && p.mode !== 'netascii') {
-      stats.count('tftp-bad-mode');
-      return reply(via, from, TftpErrorCode.ILLEGAL_OPERATION, 'Unsupported mode');
-    }
-    const mine = perClient.get(from.address) ?? 0;
-    if (closing || transfers.size >= o.maxTransfers || mine >= maxPerClient) {
-      stats.count('tftp-busy');
-      if (debug)
-        log.debug('TFTP request refused: too many transfers', {
-          client: key,
-          active: transfers.size,
-          client_active: mine,
-        });
-      return reply(via, from, TftpErrorCode.NOT_DEFINED, 'Server busy, try again');
-    }
-    transfers.set(key, { session: null });
-    perClient.set(from.address, mine + 1);
-    startTransfer(l, via, from, key, p).catch((err: unknown) => {
-      stats.count('internal-error');
-      log.error('TFTP transfer failed to start', { client: key, err: (err as Error).message });
-      if (transfers.get(key)?.session === null) release(key, from);
-    });
+  #trouble(kind: 'port-zero' | 'send-error' | 'socket-error', detail: string): void {
+    this.counters.count(`tftp-${kind}`);
+    this.#lines.line(kind === 'port-zero' ? 'debug' : 'warn', `TFTP ${kind}`, { detail: printable(detail) });
   }
+}
 
-  try {
-    const shared = o.listen.length > 1;
-    for (const l of o.listen) {
-      const t = await openTransport({
-        address: l.address,
-        port: l.port,
-        reuseAddr: shared,
-        purpose: 'TFTP',
-        ...(l.device ? { device: l.device } : {}),
-      });
-      listeners.push(t);
-      t.onMessage((msg, from) => onRequest(l, t, msg, from));
-    }
-  } catch (err) {
-    await Promise.all(listeners.map((t) => t.close()));
-    throw err;
-  }
-
-  return {
-    ports: listeners.map((t) => t.port),
-    stats,
-    get active() {
-      return transfers.size;
-    },
-    async close() {
-      closing = true;
-      const open = [...transfers.values()];
-      for (const { session } of open) session?.abort();
-      await Promise.all(
-        [...listeners, ...open.flatMap((x) => (x.transport ? [x.transport] : []))].map((t) => t.close()),
-      );
-    },
-  };
+function clientOf(p: Peer): string {
+  return `${p.address}:${p.port}`;
 }

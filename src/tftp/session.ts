@@ -1,5 +1,5 @@
-import { DATA_HEADER_LEN, encodeTftp, TftpErrorCode, writeDataHeader, type TftpPacket } from '../wire/tftp-packet.js';
-import type { OpenFile } from '../files/root.js';
+import { DATA_HEADER_LEN, encodeTftp, TftpErrorCode, type TftpPacket } from '../wire/tftp-packet.js';
+import { ChunkReader, type BlockSource, type Chunk } from './chunks.js';
 import type { Negotiated } from './negotiate.js';
 import { RetransmitTimer } from './rto.js';
 
@@ -19,16 +19,26 @@ export interface SessionIo {
 }
 
 export interface SessionOptions {
-  file: OpenFile;
+  file: BlockSource;
   negotiated: Negotiated;
   /** End the transfer after this long without hearing from the client. */
   idleTimeoutMs: number;
   /** Consecutive timeouts without progress before giving up. */
   maxRetries?: number;
+  /**
+   * Until the peer's first ACK the transfer is unconfirmed (its source may be spoofed): it ends
+   * after this many packets sent (first one included) however often the request is repeated…
+   */
+  unconfirmedMaxSends?: number;
+  /** …and this long after it started, whatever the peer sends meanwhile. */
+  unconfirmedLifeMs?: number;
+  /** Called once, at the peer's first ACK. */
+  onConfirmed?: () => void;
 }
 
-/** How a transfer ended; `client-error` includes the size probe's deliberate abort (§8.3). */
-export type SessionOutcome = 'done' | 'client-error' | 'timeout' | 'read-error' | 'illegal-packet' | 'aborted';
+/** How a transfer ended; `client-error` includes the size probe's deliberate abort (docs/tftp.md#the-size-probe). */
+export type SessionOutcome =
+  'done' | 'client-error' | 'timeout' | 'unconfirmed' | 'read-error' | 'illegal-packet' | 'evicted' | 'aborted';
 
 export interface SessionSummary {
   outcome: SessionOutcome;
@@ -42,54 +52,44 @@ export interface SessionSummary {
   duringNegotiation: boolean;
   /** The client's ERROR, when it sent one. */
   clientError?: { code: number; message: string };
-}
-
-/** Target bytes per file read: few syscalls, bounded memory per transfer. */
-const CHUNK_BYTES = 256 * 1024;
-/** Linux IOV_MAX: a readv with more buffers would be cut short. */
-const MAX_CHUNK_BLOCKS = 1024;
-const DEFAULT_MAX_RETRIES = 12;
-
-interface Chunk {
-  index: number;
-  /** Packets laid out back to back: [DATA header | block] × blocks, stride = 4 + blockSize. */
-  buf: Buffer;
-  ready: boolean;
+  /** Packets sent, retransmissions and GSO batches counted as their datagrams. */
+  packetsSent: number;
 }
 
 /**
  * One read transfer (RFC 1350 with RFC 2347 OACK and RFC 7440 windows). Blocks are numbered from 1
  * on the absolute scale and sent modulo 65536, so files past 65535 blocks roll over to block 0
- * (pxe-protocol.md §8.4). A duplicate ACK never triggers a send in lockstep, which is what stops the
+ * (docs/tftp.md#block-number-rollover). A duplicate ACK never triggers a send in lockstep, which is what stops the
  * Sorcerer's Apprentice doubling (RFC 1123 §4.2.3.1); with windows it may trigger at most one resend
  * per retransmission timeout, as RFC 7440 §4 has the client repeat its last in-order ACK on loss.
  */
+const DEFAULT_MAX_RETRIES = 12;
+
 export class TftpSession {
   readonly #io: SessionIo;
-  readonly #file: OpenFile;
-  readonly #blockSize: number;
+  readonly #chunks: ChunkReader;
   readonly #window: number;
-  readonly #stride: number;
-  readonly #totalBlocks: number;
-  readonly #blocksPerChunk: number;
   readonly #idleMs: number;
   readonly #maxRetries: number;
+  readonly #unconfirmedMaxSends: number;
+  readonly #unconfirmedUntil: number;
+  readonly #onConfirmed: () => void;
   readonly #oack: Buffer | null;
   readonly #rto: RetransmitTimer;
   readonly #onEnd: (s: SessionSummary) => void;
-  readonly #chunks = new Map<number, Chunk>();
-  readonly #spare: Buffer[] = [];
   readonly #started: number;
   #phase: 'oack' | 'data' | 'ended' = 'oack';
+  #confirmed = false;
   #acked = 0;
   #sentUpTo = 0;
-  /** First block of a send that waits for its chunk to be read. */
+  #packetsSent = 0;
+  /** First block of a send that waits for its chunk to be read (0: none waits). */
   #pendingFrom = 0;
-  /** The next ACK at or past this block frees a chunk. */
-  #dropAt: number;
   /** Last block of the window the pending send belongs to: the rest of that window, no more. */
   #pendingTo = 0;
   #pendingRetransmit = false;
+  /** The next ACK at or past this block frees a chunk. */
+  #dropAt: number;
   #retries = 0;
   #retransmits = 0;
   #lastHeard: number;
@@ -100,22 +100,25 @@ export class TftpSession {
 
   constructor(opts: SessionOptions, io: SessionIo, onEnd: (s: SessionSummary) => void) {
     this.#io = io;
-    this.#file = opts.file;
-    this.#blockSize = opts.negotiated.blockSize;
     this.#window = opts.negotiated.windowSize;
-    this.#stride = DATA_HEADER_LEN + this.#blockSize;
-    // RFC 1350 §6: a block shorter than blksize ends the file, so an exact multiple ends with an empty one.
-    this.#totalBlocks = Math.floor(opts.file.size / this.#blockSize) + 1;
-    const byBytes = Math.ceil(CHUNK_BYTES / this.#blockSize);
-    this.#blocksPerChunk = Math.min(MAX_CHUNK_BLOCKS, Math.max(byBytes, 2 * this.#window));
-    this.#dropAt = this.#blocksPerChunk;
+    this.#chunks = new ChunkReader(
+      opts.file,
+      opts.negotiated.blockSize,
+      this.#window,
+      (c) => this.#chunkReady(c),
+      () => this.#readFailed(),
+    );
+    this.#dropAt = this.#chunks.blocksPerChunk;
     this.#idleMs = opts.idleTimeoutMs;
     this.#maxRetries = opts.maxRetries ?? DEFAULT_MAX_RETRIES;
+    this.#unconfirmedMaxSends = opts.unconfirmedMaxSends ?? Infinity;
+    this.#onConfirmed = opts.onConfirmed ?? (() => undefined);
     const oack = opts.negotiated.oack;
     this.#oack = oack.size > 0 ? encodeTftp({ kind: 'oack', options: oack }) : null;
     this.#rto = new RetransmitTimer(opts.negotiated.timeoutMs);
     this.#onEnd = onEnd;
     this.#started = io.now();
+    this.#unconfirmedUntil = this.#started + (opts.unconfirmedLifeMs ?? Infinity);
     this.#lastHeard = this.#started;
   }
 
@@ -123,11 +126,16 @@ export class TftpSession {
     return this.#phase === 'ended';
   }
 
+  /** True once the peer has acknowledged anything: it receives what we send. */
+  get confirmed(): boolean {
+    return this.#confirmed;
+  }
+
   /** Send the OACK, or DATA 1 straight away when no option was accepted (RFC 2347). */
   start(): void {
-    this.#loadChunk(0);
+    this.#chunks.chunkOf(1);
     if (this.#oack) {
-      this.#io.send(this.#oack, 0, this.#oack.length);
+      this.#send(this.#oack, 0, this.#oack.length, 1);
       this.#rto.sent(this.#io.now(), 0);
       this.#arm();
     } else {
@@ -139,13 +147,11 @@ export class TftpSession {
   /** A packet from the client's transfer ID. */
   onPacket(p: TftpPacket): void {
     if (this.#phase === 'ended') return;
-    const now = this.#io.now();
-    this.#lastHeard = now;
     switch (p.kind) {
       case 'ack':
-        return this.#onAck(p.block, now);
+        return this.ack(p.block);
       case 'error':
-        // §8.3: any client ERROR is a clean end (EDK2's size probe sends 8, ROMs 0): no retransmits.
+        // Any client ERROR is a clean end (EDK2's size probe sends 8, ROMs 0): no retransmits, no reply.
         return this.#end('client-error', { code: p.code, message: p.message });
       case 'rrq':
       case 'wrq':
@@ -164,23 +170,26 @@ export class TftpSession {
     this.#onAck(block, now);
   }
 
-  /** The client repeated its RRQ (§8.4): resend the first packet if nothing has moved yet. */
+  /**
+   * The client repeated its RRQ: resend the first packet if nothing has moved yet. It neither
+   * refreshes the idle timer nor extends an unconfirmed transfer's life, and it costs one of the
+   * unconfirmed transfer's few sends: a repeated request cannot hold a slot or pump packets.
+   */
   onDuplicateRequest(): void {
-    if (this.#phase === 'ended' || this.#acked > 0) return;
-    const now = this.#io.now();
-    this.#lastHeard = now;
-    if (now - this.#rto.lastSendAt < this.#rto.minMs) return; // the same burst: one transfer, one answer
+    if (this.#phase === 'ended' || this.#confirmed) return;
+    if (this.#io.now() - this.#rto.lastSendAt < this.#rto.minMs) return; // the same burst: one answer
     this.#retransmit();
   }
 
-  /** Stop at once (daemon shutdown, idle sweep). */
-  abort(): void {
-    this.#end('aborted');
+  /** Stop at once: daemon shutdown (`aborted`) or a newer unconfirmed request took the slot (`evicted`). */
+  abort(outcome: 'aborted' | 'evicted' = 'aborted'): void {
+    this.#end(outcome);
   }
 
   #onAck(block: number, now: number): void {
     if (this.#phase === 'oack') {
       if (block !== 0) return;
+      this.#confirm();
       this.#phase = 'data';
       this.#rto.acked(now, 0);
       this.#sendFrom(1, false, now);
@@ -196,18 +205,29 @@ export class TftpSession {
       this.#sendFrom(abs + 1, true, now);
       return;
     }
+    this.#confirm();
     this.#acked = abs;
     this.#retries = 0;
     this.#rto.progressed();
     this.#rto.acked(now, abs);
-    if (abs === this.#totalBlocks) return this.#end('done');
-    if (abs >= this.#dropAt) this.#dropChunksBefore(abs);
+    if (abs === this.#chunks.totalBlocks) return this.#end('done');
+    if (abs >= this.#dropAt) this.#dropAt = this.#chunks.dropThrough(abs);
     this.#sendFrom(abs + 1, abs < this.#sentUpTo, now);
   }
 
-  /** Send one window starting at `from`; a retransmission does not give an RTT sample (Karn). */
+  #confirm(): void {
+    if (this.#confirmed) return;
+    this.#confirmed = true;
+    this.#onConfirmed();
+  }
+
+  /**
+   * Send one window starting at `from`; a retransmission does not give an RTT sample (Karn). Until
+   * the peer has acknowledged something, the window is one block: an unconfirmed peer gets no burst.
+   */
   #sendFrom(from: number, isRetransmit: boolean, now = this.#io.now()): void {
-    this.#sendRange(from, Math.min(this.#totalBlocks, from + this.#window - 1), isRetransmit, now);
+    const window = this.#confirmed ? this.#window : 1;
+    this.#sendRange(from, Math.min(this.#chunks.totalBlocks, from + window - 1), isRetransmit, now);
   }
 
   /**
@@ -217,8 +237,9 @@ export class TftpSession {
    */
   #sendRange(from: number, to: number, isRetransmit: boolean, now = this.#io.now()): void {
     const batch = this.#io.maxBatch ?? 1;
+    const chunks = this.#chunks;
     for (let b = from; b <= to;) {
-      const chunk = this.#chunkOf(b);
+      const chunk = chunks.chunkOf(b);
       if (!chunk.ready) {
         this.#pendingFrom = b;
         this.#pendingTo = to;
@@ -228,62 +249,37 @@ export class TftpSession {
       }
       // Packets of one chunk lie end to end (stride apart), so a run of them is one send; only the
       // file's last block is short, and it can only end a run, as GSO requires of a short segment.
-      const first = chunk.index * this.#blocksPerChunk;
-      const last = Math.min(to, first + this.#blocksPerChunk, b + batch - 1);
-      const at = (b - 1 - first) * this.#stride;
-      this.#io.send(chunk.buf, at, (last - b) * this.#stride + DATA_HEADER_LEN + this.#dataLength(last));
+      const first = chunks.firstOf(chunk);
+      const last = Math.min(to, first + chunks.blocksPerChunk - 1, b + batch - 1);
+      const at = (b - first) * chunks.stride;
+      const length = (last - b) * chunks.stride + DATA_HEADER_LEN + chunks.dataLength(last);
+      if (!this.#send(chunk.buf, at, length, last - b + 1)) return;
       if (last > this.#sentUpTo) this.#sentUpTo = last;
       b = last + 1;
     }
     this.#pendingFrom = 0;
     this.#rto.sent(now, isRetransmit ? -1 : to);
     this.#arm(now);
-    this.#prefetch(to);
+    chunks.prefetch(to);
   }
 
-  #dataLength(block: number): number {
-    return Math.max(0, Math.min(this.#blockSize, this.#file.size - (block - 1) * this.#blockSize));
-  }
-
-  #chunkOf(block: number): Chunk {
-    const index = Math.floor((block - 1) / this.#blocksPerChunk);
-    return this.#chunks.get(index) ?? this.#loadChunk(index);
-  }
-
-  /** Read the next chunk while the current one is being sent, so lockstep never waits for the disk. */
-  #prefetch(lastSent: number): void {
-    const index = Math.floor((lastSent - 1) / this.#blocksPerChunk) + 1;
-    if (index * this.#blocksPerChunk < this.#totalBlocks && !this.#chunks.has(index)) this.#loadChunk(index);
-  }
-
-  #loadChunk(index: number): Chunk {
-    const first = index * this.#blocksPerChunk + 1;
-    const count = Math.min(this.#blocksPerChunk, this.#totalBlocks - first + 1);
-    const bytes = count * this.#stride;
-    const reuse = this.#spare.pop();
-    const buf = reuse && reuse.length >= bytes ? reuse : Buffer.allocUnsafeSlow(this.#blocksPerChunk * this.#stride);
-    const chunk: Chunk = { index, buf, ready: false };
-    this.#chunks.set(index, chunk);
-    const views: Buffer[] = [];
-    let expected = 0;
-    for (let i = 0; i < count; i++) {
-      const at = i * this.#stride;
-      writeDataHeader(buf, first + i, at);
-      const len = this.#dataLength(first + i);
-      expected += len;
-      if (len > 0) views.push(buf.subarray(at + DATA_HEADER_LEN, at + DATA_HEADER_LEN + len));
+  #chunkReady(chunk: Chunk): void {
+    const first = this.#chunks.firstOf(chunk);
+    const inChunk = this.#pendingFrom >= first && this.#pendingFrom < first + this.#chunks.blocksPerChunk;
+    if (inChunk && this.#phase === 'data') {
+      this.#sendRange(this.#pendingFrom, this.#pendingTo, this.#pendingRetransmit);
     }
-    const done = (n: number): void => {
-      if (this.#phase === 'ended' || this.#chunks.get(index) !== chunk) return;
-      if (n !== expected) return this.#readFailed();
-      chunk.ready = true;
-      if (this.#pendingFrom >= first && this.#pendingFrom < first + count && this.#phase === 'data') {
-        this.#sendRange(this.#pendingFrom, this.#pendingTo, this.#pendingRetransmit);
-      }
-    };
-    if (views.length === 0) chunk.ready = true;
-    else this.#file.readv(views, (first - 1) * this.#blockSize).then(done, () => this.#readFailed());
-    return chunk;
+  }
+
+  /** Every packet leaves through here, so the unconfirmed budget counts them all. False: ended. */
+  #send(buf: Buffer, offset: number, length: number, packets: number): boolean {
+    if (!this.#confirmed && this.#packetsSent + packets > this.#unconfirmedMaxSends) {
+      this.#end('unconfirmed');
+      return false;
+    }
+    this.#packetsSent += packets;
+    this.#io.send(buf, offset, length);
+    return true;
   }
 
   #readFailed(): void {
@@ -292,31 +288,22 @@ export class TftpSession {
     this.#end('read-error');
   }
 
-  /** Free the chunks wholly acknowledged once `acked` reaches the end of one (not on every ACK). */
-  #dropChunksBefore(acked: number): void {
-    for (const [index, chunk] of this.#chunks) {
-      if ((index + 1) * this.#blocksPerChunk <= acked) {
-        this.#chunks.delete(index);
-        if (chunk.ready && this.#spare.length < 2) this.#spare.push(chunk.buf);
-      }
-    }
-    this.#dropAt = (Math.floor(acked / this.#blocksPerChunk) + 1) * this.#blocksPerChunk;
-  }
-
   /** Lazy timer: each send only moves the deadline; the timer re-arms itself when it fires early. */
   #arm(now = this.#io.now()): void {
     this.#deadline = now + this.#rto.currentMs;
+    if (!this.#confirmed) this.#deadline = Math.min(this.#deadline, this.#unconfirmedUntil);
     if (this.#timer !== null && this.#timerAt <= this.#deadline) return;
     // No timer yet, or it fires later than needed because the timeout just shrank: (re)schedule.
     if (this.#timer !== null) this.#io.clearTimer(this.#timer);
     this.#timerAt = this.#deadline;
-    this.#timer = this.#io.setTimer(() => this.#onTimer(), this.#rto.currentMs);
+    this.#timer = this.#io.setTimer(() => this.#onTimer(), Math.max(0, this.#deadline - now));
   }
 
   #onTimer(): void {
     this.#timer = null;
     if (this.#phase === 'ended') return;
     const now = this.#io.now();
+    if (!this.#confirmed && now >= this.#unconfirmedUntil) return this.#end('unconfirmed');
     if (now - this.#lastHeard >= this.#idleMs) return this.#end('timeout');
     if (now < this.#deadline) {
       this.#timerAt = this.#deadline;
@@ -331,7 +318,7 @@ export class TftpSession {
   #retransmit(): void {
     this.#retransmits++;
     if (this.#phase === 'oack' && this.#oack) {
-      this.#io.send(this.#oack, 0, this.#oack.length);
+      if (!this.#send(this.#oack, 0, this.#oack.length, 1)) return;
       this.#rto.sent(this.#io.now(), -1);
       this.#arm();
     } else if (this.#pendingFrom === 0) {
@@ -352,18 +339,16 @@ export class TftpSession {
     this.#phase = 'ended';
     if (this.#timer !== null) this.#io.clearTimer(this.#timer);
     this.#timer = null;
-    this.#chunks.clear();
-    this.#spare.length = 0;
-    void this.#file.close().catch(() => undefined);
-    const ackedBytes = Math.min(this.#file.size, this.#acked * this.#blockSize);
+    this.#chunks.close();
     this.#onEnd({
       outcome,
-      bytes: ackedBytes,
+      bytes: Math.min(this.#chunks.size, this.#acked * this.#chunks.blockSize),
       ms: this.#io.now() - this.#started,
-      blockSize: this.#blockSize,
+      blockSize: this.#chunks.blockSize,
       windowSize: this.#window,
       retransmits: this.#retransmits,
       duringNegotiation,
+      packetsSent: this.#packetsSent,
       ...(clientError ? { clientError } : {}),
     });
   }

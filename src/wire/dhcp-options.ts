@@ -4,13 +4,16 @@ import { DecodeError, Reader } from './reader.js';
 /** Decoded options: code → value. Insertion order is wire order, which encoders keep. */
 export type OptionMap = Map<number, Buffer>;
 
+/** Option values as they arrive: each code's pieces, in wire order, not yet joined. */
+export type OptionPieces = Map<number, Buffer[]>;
+
 /**
- * Decode an RFC 2132 §2 TLV list (also the layout of the PXE sub-options inside option 43) and
- * merge it into `into`. A repeated code continues the earlier value (RFC 3396). The end of the
+ * Read an RFC 2132 §2 TLV list (also the layout of the PXE sub-options inside option 43) into
+ * `into`, keeping each piece of a repeated code (RFC 3396) without copying it. The end of the
  * buffer counts as END, as in dnsmasq; an option running past the end is an error.
  * @throws DecodeError
  */
-export function decodeOptions(buf: Buffer, into: OptionMap = new Map()): OptionMap {
+export function collectOptions(buf: Buffer, into: OptionPieces = new Map()): OptionPieces {
   const r = new Reader(buf);
   while (r.remaining > 0) {
     const code = r.u8();
@@ -23,9 +26,28 @@ export function decodeOptions(buf: Buffer, into: OptionMap = new Map()): OptionM
     }
     const value = r.take(len);
     const seen = into.get(code);
-    into.set(code, seen ? Buffer.concat([seen, value]) : value);
+    if (seen) seen.push(value);
+    else into.set(code, [value]);
   }
   return into;
+}
+
+/**
+ * Join each code's pieces into one value (RFC 3396): one copy per repeated code, so the work is
+ * linear in the datagram's size however many pieces it holds.
+ */
+export function joinOptions(pieces: OptionPieces): OptionMap {
+  const out: OptionMap = new Map();
+  for (const [code, parts] of pieces) out.set(code, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  return out;
+}
+
+/**
+ * Decode a TLV list into code → value, repeated codes joined (RFC 3396).
+ * @throws DecodeError
+ */
+export function decodeOptions(buf: Buffer): OptionMap {
+  return joinOptions(collectOptions(buf));
 }
 
 /** Byte length of `encodeOptions(options)` without the END byte. */

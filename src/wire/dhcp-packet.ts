@@ -1,7 +1,7 @@
 import { BOOTP_HEADER_LEN, BootpOp, DhcpOption, MAGIC_COOKIE } from './dhcp-constants.js';
-import { decodeOptions, encodeOptions, u8Option, type OptionMap } from './dhcp-options.js';
+import { collectOptions, encodeOptions, joinOptions, type OptionMap } from './dhcp-options.js';
 import { ipFromBytes, writeIp } from './ip.js';
-import { DecodeError, Reader } from './reader.js';
+import { DecodeError, EncodeError, Reader } from './reader.js';
 
 /** A BOOTP/DHCP message (RFC 2131 §2, figure 1). Addresses are dotted quads. */
 export interface DhcpPacket {
@@ -32,6 +32,12 @@ export interface DhcpPacket {
 
 /** Smallest datagram that can hold a DHCP message: header + cookie. */
 export const DHCP_MIN_LEN = BOOTP_HEADER_LEN + 4;
+/**
+ * Largest request decoded. Firmware sends 300 to 600 bytes and nothing PXE needs comes near one
+ * Ethernet frame; 4 KiB leaves room for relays' additions and long vendor options, while bounding
+ * what one datagram can make us parse and copy (a 64 KiB one could carry 21,000 option pieces).
+ */
+export const DHCP_MAX_LEN = 4096;
 /** Replies are padded to this length (RFC 1542 §3.3 practice; dnsmasq's minimum). */
 export const DHCP_MIN_REPLY_LEN = 300;
 
@@ -49,6 +55,12 @@ function cString(field: Buffer): string {
  * @throws DecodeError
  */
 export function decodeDhcp(buf: Buffer): DhcpPacket {
+  if (buf.length > DHCP_MAX_LEN) {
+    throw new DecodeError(
+      'too-long',
+      `${buf.length} bytes, more than the ${DHCP_MAX_LEN} a DHCP request may have here`,
+    );
+  }
   if (buf.length < DHCP_MIN_LEN) {
     throw new DecodeError('truncated', `${buf.length} bytes, a DHCP message needs ${DHCP_MIN_LEN}`);
   }
@@ -70,10 +82,12 @@ export function decodeDhcp(buf: Buffer): DhcpPacket {
   const fileField = r.take(FILE_LEN);
   const cookie = r.u32();
   if (cookie !== MAGIC_COOKIE) throw new DecodeError('bad-magic', `cookie 0x${cookie.toString(16)}`);
-  const options = decodeOptions(r.rest());
-  const overload = u8Option(options, DhcpOption.OVERLOAD) ?? 0;
-  if (overload & 1) decodeOptions(fileField, options);
-  if (overload & 2) decodeOptions(snameField, options);
+  const pieces = collectOptions(r.rest());
+  const ov = pieces.get(DhcpOption.OVERLOAD);
+  const overload = ov?.length === 1 && ov[0]!.length === 1 ? ov[0]![0]! : 0;
+  if (overload & 1) collectOptions(fileField, pieces);
+  if (overload & 2) collectOptions(snameField, pieces);
+  const options = joinOptions(pieces);
   return {
     op,
     htype,
@@ -95,15 +109,15 @@ export function decodeDhcp(buf: Buffer): DhcpPacket {
 
 function writeText(out: Buffer, offset: number, size: number, text: string, field: string): void {
   // latin1 is one byte per character, so the length is known without encoding first.
-  // Always NUL-terminated: old PXE stacks copy bytes past the name (pxe-protocol.md §2.4).
-  if (text.length > size - 1) throw new RangeError(`${field} is ${text.length} bytes, at most ${size - 1} fit`);
+  // Always NUL-terminated: old PXE stacks copy bytes past the name (docs/addressing.md#boot-file-name).
+  if (text.length > size - 1) throw new EncodeError(`${field} is ${text.length} bytes, at most ${size - 1} fit`);
   out.write(text, offset, 'latin1');
 }
 
 /**
  * Encode a DHCP message. Never uses option overload: `sname` and `file` are plain text fields,
  * NUL-terminated and zero-filled. The result is padded with zeros to 300 bytes.
- * @throws RangeError when `serverName` or `bootFile` does not fit its field (a caller bug)
+ * @throws EncodeError when `serverName` or `bootFile` does not fit its field (a caller bug)
  */
 export function encodeDhcp(p: DhcpPacket): Buffer {
   const opts = encodeOptions(p.options);

@@ -1,4 +1,4 @@
-import { DecodeError } from './reader.js';
+import { EncodeError } from './reader.js';
 
 /** Dotted quad of 4 bytes at `offset`. */
 export function ipFromBytes(buf: Buffer, offset = 0): string {
@@ -38,12 +38,12 @@ export function isIPv4(text: string): boolean {
   return scanQuad(text, undefined, 0);
 }
 
-/** Write the 4 bytes of a dotted quad at `offset`. @throws DecodeError('bad-string') for anything else. */
+/** Write the 4 bytes of a dotted quad at `offset`. @throws EncodeError for anything else. */
 export function writeIp(out: Buffer, offset: number, text: string): void {
-  if (!scanQuad(text, out, offset)) throw new DecodeError('bad-string', `not an IPv4 address: ${text}`);
+  if (!scanQuad(text, out, offset)) throw new EncodeError(`not an IPv4 address: ${text}`);
 }
 
-/** The 4 bytes of a dotted quad. @throws DecodeError('bad-string') for anything else. */
+/** The 4 bytes of a dotted quad. @throws EncodeError for anything else. */
 export function ipToBytes(text: string): Buffer {
   const out = Buffer.alloc(4);
   writeIp(out, 0, text);

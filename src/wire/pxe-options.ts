@@ -1,6 +1,6 @@
 import { DISCOVERY_USE_BOOT_FILE, PxeSubOption } from './dhcp-constants.js';
 import { decodeOptions, encodeOptions, type OptionMap } from './dhcp-options.js';
-import { DecodeError } from './reader.js';
+import { EncodeError } from './reader.js';
 
 /** One entry of the PXE boot menu (sub-option 9): a boot server type and its description. */
 export interface BootMenuItem {
@@ -30,7 +30,7 @@ export function bootItemOf(sub: OptionMap): { type: number; layer: number } | un
 
 /**
  * Encode option 43 data: sub-options in the order 6, 10, 9, 71, then END, no PAD bytes.
- * @throws DecodeError('bad-string') when a description is longer than 255 bytes
+ * @throws EncodeError when a description is longer than 255 bytes
  */
 export function encodePxeOptions(o: PxeVendorOptions): Buffer {
   const list: [number, Buffer][] = [];
@@ -44,7 +44,7 @@ export function encodePxeOptions(o: PxeVendorOptions): Buffer {
   if (o.bootMenu) {
     const items = o.bootMenu.map((item) => {
       const desc = Buffer.from(item.description, 'latin1');
-      if (desc.length > 255) throw new DecodeError('bad-string', 'menu description over 255 bytes');
+      if (desc.length > 255) throw new EncodeError('menu description over 255 bytes');
       const head = Buffer.alloc(3);
       head.writeUInt16BE(item.type, 0);
       head[2] = desc.length;
@@ -61,5 +61,5 @@ export function encodePxeOptions(o: PxeVendorOptions): Buffer {
   return encodeOptions(list);
 }
 
-/** `06 01 08 FF`: boot the offered file at once, no menu, prompt or discovery (pxe-protocol.md §4.1). */
+/** `06 01 08 FF`: boot the offered file at once, no menu, prompt or discovery (docs/dhcp-options.md#bypass-bytes). */
 export const BYPASS_VENDOR_OPTIONS: Buffer = encodePxeOptions({ discoveryControl: DISCOVERY_USE_BOOT_FILE });

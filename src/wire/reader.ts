@@ -1,6 +1,6 @@
 /** Why a datagram could not be decoded; the same string names the drop counter. */
 export type DecodeErrorCode =
-  'truncated' | 'bad-magic' | 'bad-hlen' | 'bad-op' | 'bad-opcode' | 'bad-option' | 'bad-string';
+  'truncated' | 'too-long' | 'bad-magic' | 'bad-hlen' | 'bad-op' | 'bad-opcode' | 'bad-option' | 'bad-string';
 
 /** The only error a decoder throws: the input is not a well-formed packet. */
 export class DecodeError extends Error {
@@ -10,6 +10,17 @@ export class DecodeError extends Error {
   ) {
     super(message);
     this.name = 'DecodeError';
+  }
+}
+
+/**
+ * An encoder was handed something it cannot encode: our own bug, never the network's. Kept apart
+ * from DecodeError so that it is logged as an internal error, not counted as a malformed packet.
+ */
+export class EncodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EncodeError';
   }
 }
 

@@ -160,6 +160,19 @@ export function decodeTftp(msg: Buffer): TftpPacket {
   }
 }
 
+/**
+ * The block number of an ACK, or −1 when `msg` is not one: the hot path of a transfer reads the
+ * packet that dominates it (a 4-byte ACK) without building an object. Same leniency as decodeTftp.
+ */
+export function peekAck(msg: Buffer): number {
+  return msg.length >= 4 && msg[0] === 0 && msg[1] === TftpOpcode.ACK ? msg.readUInt16BE(2) : -1;
+}
+
+/** True for an ERROR packet: never answered, so two peers cannot bounce errors forever. */
+export function isTftpError(msg: Buffer): boolean {
+  return msg.length >= 2 && msg[0] === 0 && msg[1] === TftpOpcode.ERROR;
+}
+
 const OPCODE_OF = { rrq: 1, wrq: 2, data: 3, ack: 4, error: 5, oack: 6 } as const;
 
 function header(kind: TftpPacket['kind'], second: number, bodyLen: number): Buffer {

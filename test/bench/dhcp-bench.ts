@@ -84,7 +84,7 @@ function cpuSeconds(pid: number): number {
   return ns / 1e9;
 }
 
-/** The packets sent: EDK2's DISCOVER and its BINL REQUEST from port 4011 (pxe-protocol.md §3.1). */
+/** The packets sent: EDK2's DISCOVER and its BINL REQUEST from port 4011 (docs/addressing.md#port-4011-requests). */
 function template(port: Port, t: Target): string {
   const name = port === 'discover' ? 'ovmf-edk2-discover' : 'ovmf-edk2-request-4011-binl';
   const p = decodeDhcp(fixture(name));

@@ -68,7 +68,7 @@ const isRouter = (f: Frame): boolean => f.ipSrc === NET.router;
 
 /**
  * What went wrong with one boot, as sentences; empty when the client passed: marker, files in our
- * TFTP log, and the DHCP exchange in the capture (pxe-protocol.md §2-3).
+ * TFTP log, and the DHCP exchange in the capture (docs/addressing.md).
  */
 export function problems(lan: Lan, run: BootRun): string[] {
   const { spec, frames } = run;

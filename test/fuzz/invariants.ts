@@ -2,7 +2,7 @@ import { BootpOp, DhcpOption, MessageType } from '../../src/wire/dhcp-constants.
 import { u8Option } from '../../src/wire/dhcp-options.js';
 import { decodeDhcp, type DhcpPacket } from '../../src/wire/dhcp-packet.js';
 
-/** Options that carry address configuration: a proxy must never send them (pxe-protocol.md §2.2). */
+/** Options that carry address configuration: a proxy must never send them (docs/dhcp-options.md#reply-options). */
 export const ADDRESS_OPTIONS = [
   DhcpOption.SUBNET_MASK,
   DhcpOption.ROUTER,

@@ -18,7 +18,7 @@ function capturedPackets(): Buffer[] {
 /** Built requests for the paths the captures do not reach: INFORM, relay, overload, Pi, replies. */
 function builtDhcp(): Buffer[] {
   const overloaded = requestBytes({ vendor: null, extra: [[DhcpOption.OVERLOAD, Buffer.of(1)]] });
-  // Option 60 inside `file` (pxe-protocol.md §9 vector 14).
+  // Option 60 inside `file` (docs/vectors.md#vector-14).
   Buffer.from([DhcpOption.VENDOR_CLASS_ID, 9, ...Buffer.from('PXEClient'), DhcpOption.END]).copy(overloaded, 108);
   return [
     requestBytes(),
@@ -38,7 +38,7 @@ function builtDhcp(): Buffer[] {
   ];
 }
 
-/** TFTP traffic as ROMs send it (pxe-protocol.md §8): RRQs with options, ACK, ERROR, DATA, OACK, WRQ. */
+/** TFTP traffic as ROMs send it (docs/tftp.md): RRQs with options, ACK, ERROR, DATA, OACK, WRQ. */
 function builtTftp(): Buffer[] {
   const opts = (pairs: [string, string][]): Map<string, string> => new Map(pairs);
   return [

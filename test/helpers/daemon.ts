@@ -2,7 +2,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { Config } from '../../src/daemon/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon/daemon.js';
 import type { LogLevel } from '../../src/daemon/logging.js';
-import { memoryLogger } from './log.js';
+import { memoryLogger, type MemoryLogger } from './log.js';
 
 /** Config for an in-process daemon on loopback: every port ephemeral, replies to `clientPort`. */
 export function loopbackConfig(clientPort: number, overrides: Partial<Config> = {}): Config {
@@ -27,12 +27,14 @@ export function loopbackConfig(clientPort: number, overrides: Partial<Config> = 
 export interface TestDaemon {
   daemon: Daemon;
   lines: Record<string, unknown>[];
+  /** The recording logger: `log.waitFor` resolves on a line as it is written. */
+  log: MemoryLogger;
 }
 
 export async function startTestDaemon(config: Config, level: LogLevel = 'debug'): Promise<TestDaemon> {
   const { log, lines } = memoryLogger(level);
   const daemon = await startDaemon({ ...config, logLevel: level }, { log });
-  return { daemon, lines };
+  return { daemon, lines, log };
 }
 
 /** A UDP client on 127.0.0.1 that queues what it receives. */

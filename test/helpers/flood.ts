@@ -18,7 +18,7 @@ function randomMac(): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Ordinary DHCP (pxe-protocol.md §1): not PXEClient, BOOTREPLYs, and PXE messages we never answer. */
+/** Ordinary DHCP (docs/dhcp-options.md#recognising-a-pxe-request): not PXEClient, BOOTREPLYs, and PXE messages we never answer. */
 function foreign(server: string, i: number): Shot {
   const mac = randomMac();
   const xid = randomBytes(4).readUInt32BE(0);

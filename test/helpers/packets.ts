@@ -18,7 +18,7 @@ export function fixture(name: string): Buffer {
   );
 }
 
-/** The UUID of pxe-protocol.md §9: option 97 = 00 + 16 bytes. */
+/** The UUID of docs/vectors.md#common-values: option 97 = 00 + 16 bytes. */
 export const UUID = Buffer.concat([Buffer.of(0), Buffer.from('7e57ab00000040008000525400123456', 'hex')]);
 
 export interface RequestSpec {
@@ -41,7 +41,7 @@ export interface RequestSpec {
   file?: string;
 }
 
-/** A client request as real firmware would send it (pxe-protocol.md §9 defaults). */
+/** A client request as real firmware would send it (docs/vectors.md#common-values). */
 export function request(spec: RequestSpec = {}): DhcpPacket {
   const options = new Map<number, Buffer>();
   options.set(DhcpOption.MESSAGE_TYPE, Buffer.of(spec.type ?? MessageType.DISCOVER));

@@ -20,7 +20,7 @@ export type Firmware = keyof typeof DISCOVER_FIXTURE;
 
 /**
  * The captured port 4011 REQUESTs: iPXE asks from port 68 (with option 54), EDK2 from port 4011
- * (pxe-protocol.md §3.1).
+ * (docs/addressing.md#port-4011-requests).
  */
 export const REQUEST_4011_FIXTURE = { ipxe: 'ipxe-efi-request-4011', edk2: 'ovmf-edk2-request-4011-binl' } as const;
 export type Requester = keyof typeof REQUEST_4011_FIXTURE;

@@ -3,7 +3,7 @@ export function rpiUuid(fourcc: string): Buffer {
   return Buffer.concat([Buffer.of(0), Buffer.from(fourcc, 'latin1'), Buffer.from('00c03111013602c21a2b3c4d', 'hex')]);
 }
 
-/** pxe-protocol.md §4.3: the option 43 data dnsmasq sends for `pxe-service=0,"Raspberry Pi Boot"`. */
+/** docs/dhcp-options.md#raspberry-pi-option-43: the option 43 data dnsmasq sends for `pxe-service=0,"Raspberry Pi Boot"`. */
 export const RPI_OPTION_43 = Buffer.from(
   [
     '060103', // 6 discovery control = 3

@@ -1,13 +1,13 @@
 // Runs the TFTP server alone (for namespace tests and benchmarks): tftp-serve.ts ROOT ADDRESS PORT
 import { createLogger } from '../../src/daemon/logging.js';
-import { startTftpServer } from '../../src/tftp/server.js';
+import { startTestTftp } from './tftp.js';
 
 const [root, address, port] = process.argv.slice(2);
 const log = createLogger({ level: 'info', format: 'text', sink: { kind: 'stderr' } });
-const server = await startTftpServer({
+const { server } = await startTestTftp({
   root: root!,
   listen: [{ address: address!, port: Number(port), transferAddress: address!, mtu: 1500 }],
-  maxTransfers: 64,
+  maxTransfers: 256,
   idleTimeoutMs: 10_000,
   log,
 });

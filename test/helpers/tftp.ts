@@ -2,8 +2,12 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { OpenTransport, Peer, Transport } from '../../src/tftp/transport.js';
-import { udpTransport } from '../../src/tftp/transport.js';
+import { Counters } from '../../src/core/counters.js';
+import type { Logger } from '../../src/core/logger.js';
+import { FileRoot } from '../../src/files/root.js';
+import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../../src/net/datagram.js';
+import type { TftpCounter } from '../../src/tftp/context.js';
+import { TFTP_DEFAULTS, TftpServer, type TftpListen, type TftpServerOptions } from '../../src/tftp/server.js';
 import { decodeTftp, encodeTftp, type TftpPacket } from '../../src/wire/tftp-packet.js';
 
 /** A temporary TFTP root with the given files; `remove()` deletes it. */
@@ -51,19 +55,19 @@ export function seeded(seed: number): () => number {
  * A transport factory that impairs what the *server* sends: like netboot's lossyDialer. Applied only
  * to transfer sockets (port 0), so requests and the first answer path stay testable as is.
  */
-export function lossyTransport(imp: Impairment, counts = { dropped: 0, duplicated: 0, reordered: 0 }): OpenTransport {
-  const real = udpTransport(() => undefined);
+export function lossyTransport(imp: Impairment, counts = { dropped: 0, duplicated: 0, reordered: 0 }): OpenDatagrams {
+  const real = udpDatagrams(() => undefined);
   return async (o) => {
     const t = await real(o);
     if (o.port !== 0) return t;
     let held: (() => void) | null = null;
-    const wrapped: Transport = {
+    const wrapped: Datagrams = {
       port: t.port,
       onMessage: (h) => t.onMessage(h),
       close: () => t.close(),
-      send(buf, offset, length, port, address) {
+      send(buf, offset, length, to) {
         const copy = Buffer.from(buf.subarray(offset, offset + length));
-        const go = (): void => t.send(copy, 0, copy.length, port, address);
+        const go = (): void => t.send(copy, 0, copy.length, to);
         const r = imp.random();
         if (r < imp.drop) {
           counts.dropped++;
@@ -146,4 +150,51 @@ export class ScriptClient {
     while (this.#pending > 0) await new Promise((r) => setImmediate(r));
     this.socket.close();
   }
+}
+
+/** A TFTP server on loopback for tests, with the daemon's defaults where a test names no limit. */
+export async function startTestTftp(o: {
+  root: string;
+  listen: TftpListen[];
+  maxTransfers: number;
+  idleTimeoutMs: number;
+  log: Logger;
+  openDatagrams?: OpenDatagrams;
+  extra?: Partial<TftpServerOptions>;
+}): Promise<{ server: TftpServer; counters: Counters<TftpCounter> }> {
+  const counters = new Counters<TftpCounter>();
+  const server = await TftpServer.start({
+    root: new FileRoot(o.root),
+    listen: o.listen,
+    limits: {
+      maxTransfers: o.maxTransfers,
+      maxUnconfirmed: Math.min(TFTP_DEFAULTS.maxUnconfirmed, o.maxTransfers),
+      maxPerAddress: TFTP_DEFAULTS.maxPerAddress,
+      maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
+    },
+    idleTimeoutMs: o.idleTimeoutMs,
+    log: o.log,
+    counters,
+    ...(o.openDatagrams ? { openDatagrams: o.openDatagrams } : {}),
+    ...o.extra,
+  });
+  return { server, counters };
+}
+
+/** A file held in memory, as the TFTP session reads files. */
+export function memorySource(data: Buffer): {
+  size: number;
+  readv(buffers: Buffer[], position: number): Promise<number>;
+} {
+  return {
+    size: data.length,
+    readv: (buffers, position) => {
+      let pos = position;
+      for (const b of buffers) {
+        if (pos >= data.length) break;
+        pos += data.copy(b, 0, pos);
+      }
+      return Promise.resolve(pos - position);
+    },
+  };
 }

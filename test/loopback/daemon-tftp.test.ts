@@ -184,6 +184,8 @@ void describe('the daemon with its bundled TFTP server (loopback)', () => {
     );
     try {
       assert.equal(t.daemon.ports.tftp.length, 1, 'the server runs all the same');
+      // The check runs after the privilege drop, beside serving: wait for its line, then count.
+      await t.log.waitFor((l) => l.message === 'boot file is not in the TFTP root');
       const w = warnings(t);
       assert.equal(w.length, 1, `one warning line, got ${JSON.stringify(w)}`);
       assert.equal(w[0]!.message, 'boot file is not in the TFTP root');

@@ -1,5 +1,5 @@
 /**
- * End to end on a LAN of network namespaces (pxe-protocol.md §2, §3): a home router running
+ * End to end on a LAN of network namespaces (docs/addressing.md): a home router running
  * dnsmasq as a plain DHCP server, our built daemon started as a user would start it, a PXE client
  * replaying captured firmware packets, a relay agent, and an ordinary DHCP client (busybox udhcpc).
  */
@@ -31,7 +31,7 @@ const OUR_IP = '10.77.0.2';
 const ROUTER_IP = '10.77.0.1';
 const POOL = { first: '10.77.0.100', last: '10.77.0.150' };
 const NBP = 'pxelinux.0';
-/** Options that belong to the address server; a proxy reply never carries them (§2.2). */
+/** Options that belong to the address server; a proxy reply never carries them (docs/dhcp-options.md#reply-options). */
 const ADDRESS_OPTIONS = [1, 3, 6, 51, 58, 59];
 /** `tcpdump -n -e` line: time, source MAC > destination MAC, ..., `: source IP.port > ...`. */
 const SOURCE_LINE = /^\S+ ([0-9a-f:]{17}) > [0-9a-f:]{17}, ethertype IPv4 [^:]*: (\d+\.\d+\.\d+\.\d+)[.: ]/;
@@ -72,7 +72,7 @@ function inPool(ip: string): boolean {
   return n >= ipToNumber(POOL.first) && n <= ipToNumber(POOL.last);
 }
 
-/** The fields every proxy reply of ours carries (§2.1, §2.2, §3.2). */
+/** The fields every proxy reply of ours carries (docs/addressing.md#reply-header-fields, #the-port-4011-ack, docs/dhcp-options.md#reply-options). */
 function assertProxyReply(p: DhcpPacket, requestFixture: string, type: number): void {
   const req = decodeDhcp(fixture(requestFixture));
   assert.equal(p.op, BootpOp.REPLY);
@@ -168,7 +168,7 @@ describe('pxe-pdhcp beside a home router, in network namespaces', () => {
         assert.ok(offer.length >= 300, `padded to 300 bytes, got ${offer.length}`);
         assert.equal(offer.p.clientIp, '0.0.0.0');
         assert.equal(offer.p.relayIp, '0.0.0.0');
-        assert.ok(offer.p.flags & BROADCAST_FLAG, 'broadcast flag set (§2.1)');
+        assert.ok(offer.p.flags & BROADCAST_FLAG, 'broadcast flag set (docs/addressing.md#reply-header-fields)');
         assertProxyReply(offer.p, DISCOVER_FIXTURE[fw], MessageType.OFFER);
         const vendor = offer.p.options.get(DhcpOption.VENDOR_SPECIFIC);
         const order = [...offer.p.options.keys()];

@@ -5,9 +5,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { startTftpServer, type TftpServer } from '../../src/tftp/server.js';
+import type { TftpServer } from '../../src/tftp/server.js';
 import { have } from '../helpers/netns.js';
-import { memoryLogger, pattern, tempRoot } from '../helpers/tftp.js';
+import { memoryLogger, pattern, startTestTftp, tempRoot } from '../helpers/tftp.js';
 
 const run = promisify(execFile);
 /** Sizes that matter: empty, exact multiples of 512 and 1468 (end with an empty DATA), 3 MiB, > 65535 blocks of 512. */
@@ -67,13 +67,13 @@ void describe('real TFTP clients against our server', () => {
   before(async () => {
     for (const { tool } of Object.values(CLIENTS))
       assert.ok(have(tool), `${tool} is not installed (CI installs it: see .ci/run)`);
-    server = await startTftpServer({
+    ({ server } = await startTestTftp({
       root: root.dir,
       listen: [{ address: '127.0.0.1', port: 0, transferAddress: '127.0.0.1', mtu: 1500 }],
       maxTransfers: 16,
       idleTimeoutMs: 5000,
       log,
-    });
+    }));
   });
   after(async () => {
     await server.close();

@@ -9,7 +9,7 @@ import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../../src/wire/dhcp-
 import { fixture, request, type RequestSpec } from '../../helpers/packets.js';
 import { RPI_OPTION_43, rpiUuid, subOptionCodes } from '../../helpers/rpi.js';
 
-// pxe-protocol.md §9: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
+// docs/vectors.md#common-values: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
 const ctx: ServerContext = {
   serverIp: '192.168.1.10',
   tftpServer: '192.168.1.10',
@@ -158,7 +158,7 @@ describe('boot rules through decideProxyOffer / decideBootAck', () => {
     assert.deepEqual(a.vendor, [...RPI_OPTION_43]);
     assert.ok(
       a.bytes.includes(Buffer.concat([Buffer.of(43, 32), RPI_OPTION_43])),
-      'option 43 on the wire is 2B 20 + the §4.3 bytes',
+      'option 43 on the wire is 2B 20 + the docs/dhcp-options.md#raspberry-pi-option-43 bytes',
     );
     assert.deepEqual(subOptionCodes(Buffer.from(a.vendor ?? [])), [6, 10, 9]);
     assert.equal(a.reply.nextServer, '192.168.1.10');

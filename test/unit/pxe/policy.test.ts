@@ -6,7 +6,7 @@ import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
 import { decodeDhcp, encodeDhcp, type DhcpPacket } from '../../../src/wire/dhcp-packet.js';
 import { fixture, request, UUID } from '../../helpers/packets.js';
 
-// pxe-protocol.md §9: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
+// docs/vectors.md#common-values: interface 192.168.1.10/24, MAC 52:54:00:12:34:56, xid 0x1A2B3C4D.
 const ctx: ServerContext = {
   serverIp: '192.168.1.10',
   tftpServer: '192.168.1.10',
@@ -48,7 +48,7 @@ function assertProxyReply(r: DhcpPacket, bytes: Buffer, type: number): void {
   }
 }
 
-describe('port 67: proxy offers (pxe-protocol.md §9)', () => {
+describe('port 67: proxy offers (docs/vectors.md)', () => {
   it('1. BIOS DISCOVER gets the bypass offer by broadcast', () => {
     const d = decideProxyOffer(request({ arch: 0 }), ctx, policy);
     const { reply: r, bytes, to } = replyOf(d);
@@ -66,7 +66,7 @@ describe('port 67: proxy offers (pxe-protocol.md §9)', () => {
       bytes.subarray(108 + 'undionly.kpxe'.length, 236).every((b) => b === 0),
       'file zero-filled',
     );
-    // §4.2 option order: 53, 54, 60, 97, 43, END.
+    // docs/dhcp-options.md#a-complete-proxy-offer option order: 53, 54, 60, 97, 43, END.
     assert.deepEqual([...r.options.keys()], [53, 54, 60, 97, 43]);
   });
 
@@ -178,7 +178,7 @@ describe('port 67: proxy offers (pxe-protocol.md §9)', () => {
   });
 });
 
-describe('port 4011: boot ACKs (pxe-protocol.md §9)', () => {
+describe('port 4011: boot ACKs (docs/vectors.md)', () => {
   const tftpElsewhere = { ...ctx, tftpServer: '192.168.1.20' };
 
   it('3. UEFI REQUEST from :4011 is answered to :4011 with the EFI file and no 43', () => {

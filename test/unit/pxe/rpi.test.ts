@@ -12,7 +12,7 @@ function client(spec: RequestSpec = {}): PxeClient {
 }
 
 describe('Raspberry Pi option 43', () => {
-  it('is exactly the 32 bytes of pxe-protocol.md §4.3, no PAD', () => {
+  it('is exactly the 32 bytes of docs/dhcp-options.md#raspberry-pi-option-43, no PAD', () => {
     assert.equal(RPI_OPTION_43.length, 32);
     assert.deepEqual(RPI_VENDOR_OPTIONS, RPI_OPTION_43);
     assert.deepEqual(subOptionCodes(RPI_VENDOR_OPTIONS), [6, 10, 9], 'no PAD (0) sub-option');

@@ -6,7 +6,7 @@ const limits = { mtu: 1500, maxWindow: 64, maxWindowBytes: 512 * 1024, fileSize:
 const opts = (pairs: [string, string][]): Map<string, string> => new Map(pairs);
 
 void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
-  void it('answers tsize with the exact size and echoes blksize 1456 (§9 vector 15)', () => {
+  void it('answers tsize with the exact size and echoes blksize 1456 (docs/vectors.md#vector-15)', () => {
     const n = negotiate(
       opts([
         ['tsize', '0'],
@@ -24,7 +24,7 @@ void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
     assert.equal(n.blockSize, 1456);
   });
 
-  void it('clamps blksize 9000 to 1468 at MTU 1500 and ignores blksize 4 (§9 vector 16)', () => {
+  void it('clamps blksize 9000 to 1468 at MTU 1500 and ignores blksize 4 (docs/vectors.md#vector-16)', () => {
     assert.equal(negotiate(opts([['blksize', '9000']]), limits).oack.get('blksize'), '1468');
     const small = negotiate(opts([['blksize', '4']]), limits);
     assert.equal(small.oack.size, 0);
@@ -33,7 +33,7 @@ void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
     assert.equal(negotiate(opts([['blksize', '70000']]), { ...limits, mtu: 65536 }).blockSize, 65464);
   });
 
-  void it('grants a window no larger than asked, and bounded in bytes (§9 vector 17)', () => {
+  void it('grants a window no larger than asked, and bounded in bytes (docs/vectors.md#vector-17)', () => {
     const n = negotiate(
       opts([
         ['blksize', '1468'],
@@ -78,7 +78,7 @@ void describe('negotiate (RFC 2347/2348/2349/7440)', () => {
     assert.equal(negotiate(opts([['tsize', '0']]), { ...limits, fileSize: 0 }).oack.size, 0, 'curl refuses tsize 0');
   });
 
-  void it('sends no OACK without options (§9 vector 18)', () => {
+  void it('sends no OACK without options (docs/vectors.md#vector-18)', () => {
     const n = negotiate(new Map(), limits);
     assert.equal(n.oack.size, 0);
     assert.deepEqual([n.blockSize, n.windowSize], [512, 1]);

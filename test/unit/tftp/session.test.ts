@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { memoryFile } from '../../../src/files/root.js';
 import { negotiate } from '../../../src/tftp/negotiate.js';
 import { TftpSession, type SessionSummary } from '../../../src/tftp/session.js';
 import { decodeTftp, type TftpPacket } from '../../../src/wire/tftp-packet.js';
-import { pattern } from '../../helpers/tftp.js';
+import { memorySource, pattern } from '../../helpers/tftp.js';
 
 /** A session driven by hand: a fake clock, timers fired on demand, sends recorded. */
 class Harness {
@@ -27,7 +26,7 @@ class Harness {
     });
     const stride = 4 + negotiated.blockSize;
     this.session = new TftpSession(
-      { file: memoryFile('f', data), negotiated, idleTimeoutMs },
+      { file: memorySource(data), negotiated, idleTimeoutMs },
       {
         ...(maxBatch !== undefined ? { maxBatch } : {}),
         send: (b, off, len) => {
@@ -76,7 +75,7 @@ class Harness {
 }
 
 void describe('TftpSession', () => {
-  void it('sends DATA 1 at once without options, and 512/512/0 for a 1024-byte file (§9 vectors 18, 19)', async () => {
+  void it('sends DATA 1 at once without options, and 512/512/0 for a 1024-byte file (docs/vectors.md#vector-18, #vector-19)', async () => {
     const h = new Harness(pattern(1024));
     h.session.start();
     await h.settle();
@@ -109,7 +108,7 @@ void describe('TftpSession', () => {
     assert.deepEqual(h.blocks(), [3]);
   });
 
-  void it('sends a window of 4, resends from block 3 after ACK 2 (§9 vector 17)', async () => {
+  void it('sends a window of 4, resends from block 3 after ACK 2 (docs/vectors.md#vector-17)', async () => {
     const h = new Harness(pattern(1468 * 10), [
       ['blksize', '1468'],
       ['windowsize', '4'],
@@ -258,7 +257,7 @@ void describe('TftpSession', () => {
     assert.deepEqual(h.blocks(), [11], 'retransmitted within tens of ms, not 1 s');
   });
 
-  void it('ends quietly on the size probe: OACK, then client ERROR 8 (§9 vector 15)', async () => {
+  void it('ends quietly on the size probe: OACK, then client ERROR 8 (docs/vectors.md#vector-15)', async () => {
     const h = new Harness(pattern(70_000), [
       ['tsize', '0'],
       ['blksize', '1456'],
@@ -274,7 +273,7 @@ void describe('TftpSession', () => {
     assert.deepEqual(h.take(), [], 'no retransmission after the abort');
   });
 
-  void it('rolls block numbers over from 65535 to 0 (§9 vector 23)', async () => {
+  void it('rolls block numbers over from 65535 to 0 (docs/vectors.md#vector-23)', async () => {
     const h = new Harness(pattern(65536 * 512 + 1));
     h.session.start();
     await h.settle();

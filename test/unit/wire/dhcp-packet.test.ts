@@ -1,9 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
-import { decodeOptions, encodeOptions, stringOption, u16Option, u8Option } from '../../../src/wire/dhcp-options.js';
-import { decodeDhcp, encodeDhcp } from '../../../src/wire/dhcp-packet.js';
-import { DecodeError } from '../../../src/wire/reader.js';
+import {
+  collectOptions,
+  decodeOptions,
+  encodeOptions,
+  stringOption,
+  u16Option,
+  u8Option,
+  joinOptions,
+} from '../../../src/wire/dhcp-options.js';
+import { DHCP_MAX_LEN, decodeDhcp, encodeDhcp } from '../../../src/wire/dhcp-packet.js';
+import { DecodeError, EncodeError } from '../../../src/wire/reader.js';
 import { fixture, request } from '../../helpers/packets.js';
 
 const FIXTURES = [
@@ -73,7 +81,7 @@ describe('decodeDhcp on packets captured from real firmware', () => {
   }
 });
 
-describe('decodeDhcp rejects malformed input with a typed error (§9 vector 13)', () => {
+describe('decodeDhcp rejects malformed input with a typed error (docs/vectors.md#vector-13)', () => {
   const good = () => Buffer.from(encodeDhcp(request()));
   it('a 200-byte datagram is truncated', () => assertDecodeError(() => decodeDhcp(Buffer.alloc(200)), 'truncated'));
   it('a 240-byte datagram with a wrong cookie', () => {
@@ -139,7 +147,7 @@ describe('options', () => {
 });
 
 describe('option overload (52)', () => {
-  it('§9 vector 14: option 60 inside `file` is found when 52 = 1', () => {
+  it('docs/vectors.md#vector-14: option 60 inside `file` is found when 52 = 1', () => {
     const p = request({ vendor: null });
     p.options.set(DhcpOption.OVERLOAD, Buffer.of(1));
     const b = encodeDhcp(p);
@@ -173,6 +181,27 @@ describe('encodeDhcp', () => {
   it('refuses a `file` that cannot keep its NUL', () => {
     const p = request();
     p.bootFile = 'x'.repeat(128);
-    assert.throws(() => encodeDhcp(p), RangeError);
+    assert.throws(() => encodeDhcp(p), EncodeError);
+  });
+});
+
+describe('bounded decoding: work linear in the datagram, size capped', () => {
+  it('a datagram over DHCP_MAX_LEN is refused before any parsing', () => {
+    assertDecodeError(() => decodeDhcp(Buffer.alloc(DHCP_MAX_LEN + 1)), 'too-long');
+  });
+
+  it('thousands of one-byte pieces of one option join into one value, in order', () => {
+    const pieces = 1200; // 3 bytes each: fits DHCP_MAX_LEN with the header
+    const area = Buffer.alloc(pieces * 3);
+    for (let i = 0; i < pieces; i++) area.set([43, 1, i & 0xff], i * 3);
+    const joined = decodeOptions(area).get(43)!;
+    assert.equal(joined.length, pieces);
+    assert.ok([...joined].every((b, i) => b === (i & 0xff)));
+  });
+
+  it('collectOptions keeps the pieces, joinOptions copies each code once', () => {
+    const pieces = collectOptions(Buffer.from([60, 1, 0x41, 60, 1, 0x42, 53, 1, 1]));
+    assert.equal(pieces.get(60)!.length, 2);
+    assert.deepEqual(joinOptions(pieces).get(60), Buffer.from('AB'));
   });
 });

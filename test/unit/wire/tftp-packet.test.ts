@@ -4,6 +4,8 @@ import { DecodeError } from '../../../src/wire/reader.js';
 import {
   decodeTftp,
   encodeTftp,
+  isTftpError,
+  peekAck,
   MAX_ERROR_TEXT,
   TftpErrorCode,
   tftpErrorName,
@@ -171,5 +173,20 @@ void describe('encodeTftp', () => {
   void it('names error codes, unknown ones included', () => {
     assert.equal(tftpErrorName(5), 'UNKNOWN_TID');
     assert.equal(tftpErrorName(42), 'ERROR_42');
+  });
+});
+
+describe('the hot-path peeks', () => {
+  it('peekAck reads an ACK block (padded too) and nothing else', () => {
+    assert.equal(peekAck(Buffer.from([0, 4, 0x12, 0x34])), 0x1234);
+    assert.equal(peekAck(Buffer.from([0, 4, 0, 7, 0, 0])), 7);
+    assert.equal(peekAck(Buffer.from([0, 3, 0, 1])), -1);
+    assert.equal(peekAck(Buffer.from([0, 4, 0])), -1);
+  });
+
+  it('isTftpError tells ERROR packets, which are never answered', () => {
+    assert.equal(isTftpError(encodeTftp({ kind: 'error', code: 5, message: 'x' })), true);
+    assert.equal(isTftpError(Buffer.from([0, 4, 0, 1])), false);
+    assert.equal(isTftpError(Buffer.from([0])), false);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { udpTransport, type Transport } from '../../src/tftp/transport.js';
+import { udpDatagrams, type Datagrams } from '../../src/net/datagram.js';
 import { until } from '../helpers/daemon.js';
 
 /** A client socket on loopback that keeps what it receives. */
@@ -16,13 +16,13 @@ async function client(): Promise<{ socket: Socket; got: Buffer[] }> {
 void describe('transfer transport: connected socket, sibling for foreign TIDs, UDP GSO', () => {
   let c: { socket: Socket; got: Buffer[] };
   let other: { socket: Socket; got: Buffer[] };
-  let t: Transport;
-  const errors: Error[] = [];
+  let t: Datagrams;
+  const errors: string[] = [];
   const heard: string[] = [];
   before(async () => {
     c = await client();
     other = await client();
-    t = await udpTransport((e) => errors.push(e))({
+    t = await udpDatagrams((_kind, detail) => errors.push(detail))({
       address: '127.0.0.1',
       port: 0,
       purpose: 'TFTP transfer',
@@ -37,7 +37,7 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
   });
 
   void it('sends to the client, hears it, and hears another sender through the sibling', async () => {
-    t.send(Buffer.from('to client'), 0, 9, c.socket.address().port, '127.0.0.1');
+    t.send(Buffer.from('to client'), 0, 9, { address: '127.0.0.1', port: c.socket.address().port });
     await until(() => c.got.length === 1, 2000, 'datagram at the client');
     assert.equal(c.got[0]!.toString(), 'to client');
     c.socket.send('from client', t.port, '127.0.0.1');
@@ -48,7 +48,7 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
       [`${c.socket.address().port}:from client`, `${other.socket.address().port}:from elsewhere`].sort(),
     );
     // Replies to a foreign TID (ERROR 5) leave from the same port.
-    t.send(Buffer.from('error 5'), 0, 7, other.socket.address().port, '127.0.0.1');
+    t.send(Buffer.from('error 5'), 0, 7, { address: '127.0.0.1', port: other.socket.address().port });
     await until(() => other.got.length === 1, 2000, 'reply to the other sender');
   });
 
@@ -58,7 +58,7 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
     assert.ok(batch > 1, `batch ${batch}`);
     const buf = Buffer.alloc(350);
     for (let i = 0; i < 4; i++) buf.fill(0x61 + i, i * 100, Math.min(350, (i + 1) * 100));
-    t.send(buf, 0, 350, c.socket.address().port, '127.0.0.1');
+    t.send(buf, 0, 350, { address: '127.0.0.1', port: c.socket.address().port });
     await until(() => c.got.length === 4, 2000, 'four datagrams');
     assert.deepEqual(
       c.got.map((b) => b.length),
@@ -74,8 +74,8 @@ void describe('transfer transport: connected socket, sibling for foreign TIDs, U
 void describe('transfer transport: a segmented send the kernel refuses falls back to single datagrams', () => {
   void it('resends the refused buffer one datagram at a time and reports the fallback', async () => {
     const c = await client();
-    const errors: Error[] = [];
-    const t = await udpTransport((e) => errors.push(e))({
+    const errors: string[] = [];
+    const t = await udpDatagrams((_kind, detail) => errors.push(detail))({
       address: '127.0.0.1',
       port: 0,
       purpose: 'TFTP transfer',
@@ -87,13 +87,13 @@ void describe('transfer transport: a segmented send the kernel refuses falls bac
       // 200 segments of 10 bytes: more than UDP_MAX_SEGMENTS (64, or 128 on newer kernels), so the
       // kernel refuses the send (EINVAL).
       const buf = Buffer.alloc(2000, 0x7a);
-      t.send(buf, 0, 2000, c.socket.address().port, '127.0.0.1');
+      t.send(buf, 0, 2000, { address: '127.0.0.1', port: c.socket.address().port });
       await until(() => c.got.length === 200, 3000, '200 single datagrams');
       assert.ok(fellBack, 'the caller was told to send one datagram per call');
       assert.ok(c.got.every((b) => b.length === 10));
       assert.equal(errors.length, 1);
       // Segmentation is off now: a later send is one datagram again.
-      t.send(buf, 0, 30, c.socket.address().port, '127.0.0.1');
+      t.send(buf, 0, 30, { address: '127.0.0.1', port: c.socket.address().port });
       await until(() => c.got.length === 201, 2000, 'one more datagram');
       assert.equal(c.got[200]!.length, 30);
     } finally {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DhcpOption, MessageType } from '../../../src/wire/dhcp-constants.js';
-import { decodeDhcp } from '../../../src/wire/dhcp-packet.js';
-import { loopbackConfig, startTestDaemon, TestClient, until, type TestDaemon } from '../../helpers/daemon.js';
-import { fixture, requestBytes } from '../../helpers/packets.js';
+import { DhcpOption, MessageType } from '../../src/wire/dhcp-constants.js';
+import { decodeDhcp } from '../../src/wire/dhcp-packet.js';
+import { loopbackConfig, startTestDaemon, TestClient, until, type TestDaemon } from '../helpers/daemon.js';
+import { fixture, requestBytes } from '../helpers/packets.js';
 
 describe('the responder on loopback, ephemeral ports', () => {
   let client: TestClient;

@@ -1,0 +1,105 @@
+/**
+ * Who may hold a transfer slot: the one place where TFTP admission is decided. A transfer is
+ * unconfirmed until its peer's first ACK (until then its source address may be a lie); unconfirmed
+ * transfers live in a small budget of their own, oldest out first, so a flood of requests that
+ * never ACK can neither fill the table nor keep a real client out.
+ */
+
+export interface TableLimits {
+  /** Transfers at once, confirmed and unconfirmed. */
+  maxTransfers: number;
+  /** Unconfirmed transfers at once; when full, the oldest unconfirmed one makes room. */
+  maxUnconfirmed: number;
+  /** Transfers one client address may hold at once. */
+  maxPerAddress: number;
+  /** Unconfirmed transfers one client address may hold at once. */
+  maxUnconfirmedPerAddress: number;
+}
+
+/** What the table needs of an entry. */
+export interface Slot {
+  /** `address:port` of the peer's TID. */
+  readonly key: string;
+  readonly address: string;
+  /** Make room: end at once, freeing everything (the table has already let go of it). */
+  evict(): void;
+}
+
+export type Admission<T extends Slot> = { ok: true; evicted?: T } | { ok: false; why: 'busy' | 'address-busy' };
+
+/** The transfers in progress, by TID, with per-address and unconfirmed accounting. */
+export class TransferTable<T extends Slot> {
+  readonly limits: TableLimits;
+  readonly #byKey = new Map<string, T>();
+  /** Unconfirmed entries, oldest first (Map keeps insertion order). */
+  readonly #unconfirmed = new Map<string, T>();
+  readonly #perAddress = new Map<string, { all: number; unconfirmed: number }>();
+
+  constructor(limits: TableLimits) {
+    this.limits = limits;
+  }
+
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  get unconfirmed(): number {
+    return this.#unconfirmed.size;
+  }
+
+  get(key: string): T | undefined {
+    return this.#byKey.get(key);
+  }
+
+  values(): IterableIterator<T> {
+    return this.#byKey.values();
+  }
+
+  /**
+   * Decide whether a new request from `address` gets a slot. When the unconfirmed budget (or the
+   * whole table, while it holds unconfirmed entries) is full, the oldest unconfirmed entry is
+   * evicted for it: liars age out, a real client confirms within a round trip and is then safe.
+   */
+  admit(address: string): Admission<T> {
+    const mine = this.#perAddress.get(address) ?? { all: 0, unconfirmed: 0 };
+    if (mine.all >= this.limits.maxPerAddress || mine.unconfirmed >= this.limits.maxUnconfirmedPerAddress) {
+      return { ok: false, why: 'address-busy' };
+    }
+    const full = this.#byKey.size >= this.limits.maxTransfers;
+    if (!full && this.#unconfirmed.size < this.limits.maxUnconfirmed) return { ok: true };
+    const oldest = this.#unconfirmed.values().next();
+    if (oldest.done) return { ok: false, why: 'busy' };
+    this.remove(oldest.value);
+    oldest.value.evict();
+    return { ok: true, evicted: oldest.value };
+  }
+
+  /** Take a slot admitted by `admit`; the entry starts unconfirmed. */
+  add(entry: T): void {
+    this.#byKey.set(entry.key, entry);
+    this.#unconfirmed.set(entry.key, entry);
+    const mine = this.#perAddress.get(entry.address) ?? { all: 0, unconfirmed: 0 };
+    mine.all++;
+    mine.unconfirmed++;
+    this.#perAddress.set(entry.address, mine);
+  }
+
+  /** The peer ACKed: the entry leaves the unconfirmed budget and can no longer be evicted. */
+  confirm(entry: T): void {
+    if (this.#byKey.get(entry.key) !== entry || !this.#unconfirmed.delete(entry.key)) return;
+    const mine = this.#perAddress.get(entry.address);
+    if (mine) mine.unconfirmed--;
+  }
+
+  /** Free an entry's slot (idempotent). */
+  remove(entry: T): void {
+    if (this.#byKey.get(entry.key) !== entry) return;
+    this.#byKey.delete(entry.key);
+    const wasUnconfirmed = this.#unconfirmed.delete(entry.key);
+    const mine = this.#perAddress.get(entry.address);
+    if (!mine) return;
+    mine.all--;
+    if (wasUnconfirmed) mine.unconfirmed--;
+    if (mine.all <= 0) this.#perAddress.delete(entry.address);
+  }
+}
