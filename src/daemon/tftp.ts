@@ -71,6 +71,8 @@ export async function bindBundledTftp(
         maxUnconfirmed: Math.min(TFTP_DEFAULTS.maxUnconfirmed, t.maxTransfers),
         maxPerAddress: TFTP_DEFAULTS.maxPerAddress,
         maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
+        suspectStrikes: TFTP_DEFAULTS.suspectStrikes,
+        suspectMs: TFTP_DEFAULTS.suspectMs,
       },
       idleTimeoutMs: t.idleTimeout * 1000,
       log,

@@ -15,6 +15,7 @@ export type TftpCounter =
   | `tftp-${DatagramTrouble}`
   | 'tftp-busy'
   | 'tftp-address-busy'
+  | 'tftp-suspect'
   | 'tftp-write-refused'
   | 'tftp-not-a-request'
   | 'tftp-bad-mode'

@@ -47,11 +47,15 @@ export const TFTP_DEFAULTS = {
   maxUnconfirmed: 64,
   maxPerAddress: 8,
   maxUnconfirmedPerAddress: 4,
-  /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s, …) within the life. */
-  unconfirmedMaxSends: 6,
+  /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s) within the life. */
+  unconfirmedMaxSends: 4,
   unconfirmedLifeMs: 6000,
+  /** Three transfers that never heard an ACK, and the address is left alone for 30 s. */
+  suspectStrikes: 3,
+  suspectMs: 30_000,
   maxWindow: 64,
-  maxWindowBytes: 512 * 1024,
+  /** Bytes in flight per transfer: also what one ACK, forged or not, can release. */
+  maxWindowBytes: 64 * 1024,
   /** netascii is for text; larger files are refused rather than converted. */
   netasciiMaxBytes: 64 * 1024 * 1024,
   /** ERROR 5 answers to strangers on transfer ports, per second and in a burst, for the whole server. */
@@ -200,6 +204,10 @@ export class TftpServer {
 
   #admit(ctx: TftpContext, via: Datagrams, from: Peer, req: TftpRequest): void {
     const admission = this.#closing ? ({ ok: false, why: 'busy' } as const) : this.#table.admit(from.address);
+    if (!admission.ok && admission.why === 'suspect') {
+      // Its earlier transfers never heard an ACK: likely a forged source. Not a word back to it.
+      return this.counters.count('tftp-suspect');
+    }
     if (!admission.ok) {
       this.counters.count(`tftp-${admission.why}`);
       this.#lines.line('debug', 'TFTP request refused: too many transfers', {
@@ -236,6 +244,10 @@ export class TftpServer {
   /** Every transfer's one end: free the slot, count, log through the cap, answer a refusal. */
   #ended(via: Datagrams, t: Transfer, end: TransferEnd): void {
     this.#table.remove(t);
+    const unconfirmed =
+      (end.kind === 'ended' && (end.summary.outcome === 'unconfirmed' || end.summary.outcome === 'evicted')) ||
+      (end.kind === 'stopped' && end.outcome === 'evicted');
+    if (unconfirmed) this.#table.strike(t.address);
     this.#o.onTransferEnd?.({ client: t.peer, file: t.name, end });
     const client = t.key;
     switch (end.kind) {

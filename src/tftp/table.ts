@@ -14,7 +14,16 @@ export interface TableLimits {
   maxPerAddress: number;
   /** Unconfirmed transfers one client address may hold at once. */
   maxUnconfirmedPerAddress: number;
+  /**
+   * An address whose transfers ended unconfirmed this many times is not served again until
+   * `suspectMs` after its last such end: a forged source cannot pump packets by asking anew.
+   */
+  suspectStrikes: number;
+  suspectMs: number;
 }
+
+/** Addresses remembered as suspects at most; the oldest is forgotten first. */
+const MAX_SUSPECTS = 4096;
 
 /** What the table needs of an entry. */
 export interface Slot {
@@ -25,7 +34,8 @@ export interface Slot {
   evict(): void;
 }
 
-export type Admission<T extends Slot> = { ok: true; evicted?: T } | { ok: false; why: 'busy' | 'address-busy' };
+export type Admission<T extends Slot> =
+  { ok: true; evicted?: T } | { ok: false; why: 'busy' | 'address-busy' | 'suspect' };
 
 /** The transfers in progress, by TID, with per-address and unconfirmed accounting. */
 export class TransferTable<T extends Slot> {
@@ -34,9 +44,13 @@ export class TransferTable<T extends Slot> {
   /** Unconfirmed entries, oldest first (Map keeps insertion order). */
   readonly #unconfirmed = new Map<string, T>();
   readonly #perAddress = new Map<string, { all: number; unconfirmed: number }>();
+  /** Addresses whose transfers recently ended without a single ACK, oldest first. */
+  readonly #suspects = new Map<string, { strikes: number; until: number }>();
+  readonly #now: () => number;
 
-  constructor(limits: TableLimits) {
+  constructor(limits: TableLimits, now: () => number = Date.now) {
     this.limits = limits;
+    this.#now = now;
   }
 
   get size(): number {
@@ -61,6 +75,11 @@ export class TransferTable<T extends Slot> {
    * evicted for it: liars age out, a real client confirms within a round trip and is then safe.
    */
   admit(address: string): Admission<T> {
+    const suspect = this.#suspects.get(address);
+    if (suspect && suspect.strikes >= this.limits.suspectStrikes) {
+      if (this.#now() < suspect.until) return { ok: false, why: 'suspect' };
+      this.#suspects.delete(address);
+    }
     const mine = this.#perAddress.get(address) ?? { all: 0, unconfirmed: 0 };
     if (mine.all >= this.limits.maxPerAddress || mine.unconfirmed >= this.limits.maxUnconfirmedPerAddress) {
       return { ok: false, why: 'address-busy' };
@@ -89,6 +108,14 @@ export class TransferTable<T extends Slot> {
     if (this.#byKey.get(entry.key) !== entry || !this.#unconfirmed.delete(entry.key)) return;
     const mine = this.#perAddress.get(entry.address);
     if (mine) mine.unconfirmed--;
+  }
+
+  /** An entry ended without its peer ever ACKing: one strike against its address. */
+  strike(address: string): void {
+    const seen = this.#suspects.get(address);
+    this.#suspects.delete(address); // re-inserted last: the Map stays ordered by last strike
+    this.#suspects.set(address, { strikes: (seen?.strikes ?? 0) + 1, until: this.#now() + this.limits.suspectMs });
+    if (this.#suspects.size > MAX_SUSPECTS) this.#suspects.delete(this.#suspects.keys().next().value!);
   }
 
   /** Free an entry's slot (idempotent). */

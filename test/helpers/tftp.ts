@@ -171,6 +171,8 @@ export async function startTestTftp(o: {
       maxUnconfirmed: Math.min(TFTP_DEFAULTS.maxUnconfirmed, o.maxTransfers),
       maxPerAddress: TFTP_DEFAULTS.maxPerAddress,
       maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
+      suspectStrikes: TFTP_DEFAULTS.suspectStrikes,
+      suspectMs: TFTP_DEFAULTS.suspectMs,
     },
     idleTimeoutMs: o.idleTimeoutMs,
     log: o.log,

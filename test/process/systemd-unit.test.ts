@@ -45,6 +45,12 @@ describe('systemd unit (src/daemon/systemd/pxe-pdhcp.service.in)', () => {
       'PrivateTmp=yes',
       'RestrictAddressFamilies=AF_INET AF_UNIX AF_NETLINK',
       'Restart=on-failure',
+      'PrivateMounts=yes',
+      'MemoryMax=768M',
+      'TasksMax=64',
+      'SocketBindAllow=udp:67',
+      'SocketBindAllow=udp:69',
+      'SocketBindDeny=any',
     ]) {
       assert.match(unit, new RegExp(`^${line}$`, 'm'), `missing ${line}`);
     }
@@ -53,6 +59,13 @@ describe('systemd unit (src/daemon/systemd/pxe-pdhcp.service.in)', () => {
   it('leaves out MemoryDenyWriteExecute (V8 JIT) and PrivateUsers (capability in the host namespace)', () => {
     assert.doesNotMatch(unit, /^\s*MemoryDenyWriteExecute=/m);
     assert.doesNotMatch(unit, /^\s*PrivateUsers=/m);
+  });
+
+  it('scores as exposed as little as a network daemon can (systemd-analyze security --offline)', () => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unitPath], { encoding: 'utf8' });
+    const m = /Overall exposure level for .*: (\d+\.\d+)/.exec(`${r.stdout}${r.stderr}`);
+    assert.ok(m, `no score in: ${r.stdout}${r.stderr}`);
+    assert.ok(Number(m[1]) <= 2.5, `exposure ${m[1]} (SECURITY.md states the figure)`);
   });
 
   it('passes systemd-analyze verify with no warning', () => {
