@@ -3,6 +3,7 @@ import { isUefiArch } from '../wire/arch.js';
 import type { PxeClient } from './client.js';
 import { RPI_VENDOR_OPTIONS, detectRaspberryPi } from './rpi.js';
 import { findRule, ruleLabel, type BootRule } from './rules.js';
+import { isUrl, OWN_HTTP, scriptUrl } from './http-boot.js';
 
 /** How UEFI PXE firmware is answered: `binl` sends it to port 4011 (default), `bypass` boots from the offer. */
 export type EfiMode = 'binl' | 'bypass';
@@ -10,9 +11,10 @@ export type EfiMode = 'binl' | 'bypass';
 /**
  * The shape of our answer (docs/dhcp-options.md#answer-shapes):
  * - `bypass`: option 43 = discovery control 8, siaddr = the TFTP server; the client boots at once;
- * - `binl`: no option 43, siaddr = our own address; UEFI firmware then asks again on port 4011.
+ * - `binl`: no option 43, siaddr = our own address; UEFI firmware then asks again on port 4011;
+ * - `http`: UEFI HTTP Boot (`--http-boot`): option 60 `HTTPClient`, no option 43, the file a URL.
  */
-export type AnswerShape = 'bypass' | 'binl';
+export type AnswerShape = 'bypass' | 'binl' | 'http';
 
 /** Why boot policy leaves a PXE client unanswered. */
 export type BootRefusalReason = 'denied' | 'not-allowed' | 'arch-not-served';
@@ -34,6 +36,8 @@ export interface BootPolicy {
   deny?: readonly ClientPattern[];
   /** Raspberry Pi 4/5 detection; on unless false (`--no-rpi`). */
   rpi?: boolean;
+  /** `--http-boot`: answer UEFI HTTP Boot clients (option 60 `HTTPClient`) with a URL on our HTTP server. */
+  httpBoot?: boolean;
 }
 
 /** What to tell one client. */
@@ -58,6 +62,7 @@ export interface BootRefusal {
 
 /** The answer shape for a client: UEFI firmware that is not iPXE follows `efiMode`, all else bypass. */
 export function shapeFor(client: PxeClient, efiMode: EfiMode): AnswerShape {
+  if (client.httpClient) return 'http';
   return isUefiArch(client.arch) && !client.isIpxe && efiMode === 'binl' ? 'binl' : 'bypass';
 }
 
@@ -80,7 +85,8 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
   if (found) {
     const { rule, index } = found;
     answer = {
-      file: rule.file,
+      // An iPXE whose rule has a kernel gets the script made for it: the loop break of kernel rules.
+      file: rule.kernel !== undefined && client.isIpxe ? scriptUrl(client) : rule.file!,
       rule: ruleLabel(rule, index),
       ...(rule.nextServer ? { nextServer: rule.nextServer } : {}),
     };
@@ -95,8 +101,27 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
       level: 'warn',
     };
   }
+  // UEFI HTTP Boot firmware needs a URL (docs/firmware.md#uefi-http-boot): a path is on our server.
+  if (client.httpClient && !isUrl(answer.file))
+    answer = { ...answer, file: `${OWN_HTTP}${answer.file.replace(/^\/+/, '')}` };
   if (!pi) return { ...answer, shape };
   return { ...answer, rule: `raspberry-pi, ${answer.rule}`, shape: 'bypass', vendorOptions: RPI_VENDOR_OPTIONS };
+}
+
+/**
+ * Every file the rules name for the HTTP server: kernels and initrds that are not URLs elsewhere,
+ * and `http:///` files (without the prefix), without repeats; for start-up warnings and `--check`.
+ */
+export function httpFiles(policy: BootPolicy): string[] {
+  const files: string[] = [];
+  for (const r of policy.rules ?? []) {
+    for (const name of [r.file, r.kernel, ...(r.initrd ?? [])]) {
+      if (name === undefined) continue;
+      if (name.startsWith(OWN_HTTP)) files.push(name.slice(OWN_HTTP.length).split('?')[0]!);
+      else if (name !== r.file && !isUrl(name)) files.push(name);
+    }
+  }
+  return [...new Set(files)];
 }
 
 /**
@@ -106,7 +131,7 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
 export function bootFiles(policy: BootPolicy): string[] {
   const files = [
     ...(policy.defaultFile !== undefined ? [policy.defaultFile] : []),
-    ...(policy.rules ?? []).map((r) => r.file),
+    ...(policy.rules ?? []).flatMap((r) => (r.file !== undefined ? [r.file] : [])),
   ];
   return [...new Set(files)];
 }

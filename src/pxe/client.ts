@@ -25,6 +25,8 @@ export interface PxeClient {
   uuid?: Buffer;
   /** Running iPXE: user class `iPXE` or iPXE's option 175 present. */
   isIpxe: boolean;
+  /** UEFI HTTP Boot firmware (option 60 `HTTPClient…`); only described when asked for. */
+  httpClient?: boolean;
 }
 
 /** Why a request was not taken as a PXE client's; each names a counter. */
@@ -43,14 +45,21 @@ function userClassOf(req: DhcpPacket): string | undefined {
   return stringOption(req.options, DhcpOption.USER_CLASS);
 }
 
+const HTTP_CLIENT_CLASS = 'HTTPClient';
+
 /**
  * Check the PXE parts of a decoded request (docs/dhcp-options.md#recognising-a-pxe-request) and describe its sender.
- * Pure: returns the reason instead of throwing.
+ * With `httpClients` (`--http-boot`), UEFI HTTP Boot requests (option 60 `HTTPClient…`) are taken
+ * too; without it they are `not-pxe-client`, as any other class. Pure: returns the reason instead of throwing.
  */
-export function describeClient(req: DhcpPacket): PxeClient | ClientRejection {
+export function describeClient(req: DhcpPacket, httpClients = false): PxeClient | ClientRejection {
   if (req.op !== BootpOp.REQUEST) return 'not-bootrequest';
   const vendor = req.options.get(DhcpOption.VENDOR_CLASS_ID);
-  if (!vendor || vendor.length < PXE_CLIENT_CLASS.length || vendor.toString('latin1', 0, 9) !== PXE_CLIENT_CLASS) {
+  const http = httpClients && vendor?.toString('latin1', 0, HTTP_CLIENT_CLASS.length) === HTTP_CLIENT_CLASS;
+  if (
+    !http &&
+    (!vendor || vendor.length < PXE_CLIENT_CLASS.length || vendor.toString('latin1', 0, 9) !== PXE_CLIENT_CLASS)
+  ) {
     return 'not-pxe-client';
   }
   const archRaw = req.options.get(DhcpOption.CLIENT_ARCH);
@@ -72,6 +81,7 @@ export function describeClient(req: DhcpPacket): PxeClient | ClientRejection {
     ...(userClass !== undefined ? { userClass: printable(userClass, CLASS_MAX) } : {}),
     ...(uuid !== undefined ? { uuid } : {}),
     isIpxe: userClass === USER_CLASS_IPXE || req.options.has(DhcpOption.IPXE_ENCAP),
+    ...(http ? { httpClient: true } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { ipToBytes } from '../wire/ip.js';
 import { BYPASS_VENDOR_OPTIONS, bootItemOf, decodePxeOptions, encodePxeOptions } from '../wire/pxe-options.js';
 import { chooseBoot, type BootChoice, type BootPolicy, type BootRefusalReason } from './boot.js';
 import { describeClient, type ClientRejection, type PxeClient } from './client.js';
+import { expandOwnHttp, HTTP_CLIENT_CLASS } from './http-boot.js';
 
 /** Where this responder stands: the addresses of the interface a request arrived on. */
 export interface ServerContext {
@@ -16,6 +17,8 @@ export interface ServerContext {
   broadcastAddress: string;
   /** The DHCP client port, 68; tests on loopback change it. */
   clientPort: number;
+  /** Our HTTP server as URLs name it here (`10.0.0.5`, `10.0.0.5:8080`), when it runs: `http:///` expands to it. */
+  httpAddress?: string;
 }
 
 export interface Destination {
@@ -33,6 +36,8 @@ export type Decision =
   | { kind: 'ignore'; reason: IgnoreReason; detail?: string; client?: PxeClient; level?: 'info' | 'warn' };
 
 const PXE_CLASS = Buffer.from('PXEClient', 'latin1');
+/** EDK2's HTTP Boot takes a proxy offer only with this option 60 (docs/firmware.md#uefi-http-boot). */
+const HTTP_CLASS = Buffer.from(HTTP_CLIENT_CLASS, 'latin1');
 const ZERO_IP = '0.0.0.0';
 
 function ignore(reason: IgnoreReason, client?: PxeClient, detail?: string, level?: 'info' | 'warn'): Decision {
@@ -65,7 +70,7 @@ function buildReply(req: DhcpPacket, ctx: ServerContext, choice: BootChoice, typ
   const options = new Map<number, Buffer>();
   options.set(DhcpOption.MESSAGE_TYPE, Buffer.of(type));
   options.set(DhcpOption.SERVER_ID, ipToBytes(ctx.serverIp));
-  options.set(DhcpOption.VENDOR_CLASS_ID, PXE_CLASS);
+  options.set(DhcpOption.VENDOR_CLASS_ID, choice.shape === 'http' ? HTTP_CLASS : PXE_CLASS);
   const uuid = req.options.get(DhcpOption.CLIENT_UUID);
   if (uuid) options.set(DhcpOption.CLIENT_UUID, uuid);
   const vendor = vendorOptionsFor(req, choice);
@@ -74,7 +79,9 @@ function buildReply(req: DhcpPacket, ctx: ServerContext, choice: BootChoice, typ
   // Names that do not fit `file` (long iPXE URLs) go in option 67 with a NUL (docs/addressing.md#boot-file-name).
   if (longName) options.set(DhcpOption.BOOTFILE_NAME, Buffer.from(`${choice.file}\0`, 'latin1'));
   const nextServer =
-    choice.shape === 'binl' && type === MessageType.OFFER ? ctx.serverIp : (choice.nextServer ?? ctx.tftpServer);
+    (choice.shape === 'binl' && type === MessageType.OFFER) || choice.shape === 'http'
+      ? ctx.serverIp
+      : (choice.nextServer ?? ctx.tftpServer);
   return {
     op: BootpOp.REPLY,
     htype: req.htype,
@@ -99,16 +106,18 @@ function prepare(
   req: DhcpPacket,
   accepted: readonly number[],
   policy: BootPolicy,
+  ctx: ServerContext,
 ): { client: PxeClient; choice: BootChoice } | Decision {
   if (req.op !== BootpOp.REQUEST) return ignore('not-bootrequest');
   const type = u8Option(req.options, DhcpOption.MESSAGE_TYPE);
   if (type === undefined) return ignore('no-message-type');
   if (!accepted.includes(type)) return ignore('wrong-message-type');
-  const client = describeClient(req);
+  const client = describeClient(req, policy.httpBoot === true);
   if (typeof client === 'string') return ignore(client);
   const choice = chooseBoot(client, policy);
   if ('ignore' in choice) return ignore(choice.ignore, client, choice.detail, choice.level);
-  return { client, choice };
+  // `http:///` (our HTTP server) becomes this interface's address: the reply and its log line name it.
+  return { client, choice: { ...choice, file: expandOwnHttp(choice.file, ctx.httpAddress) } };
 }
 
 /**
@@ -118,7 +127,7 @@ function prepare(
  * @throws DecodeError when the request's option 43 is malformed
  */
 export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, [MessageType.DISCOVER], policy);
+  const prep = prepare(req, [MessageType.DISCOVER], policy, ctx);
   if ('kind' in prep) return prep;
   const flags = req.flags | BROADCAST_FLAG;
   const reply = buildReply(req, ctx, prep.choice, MessageType.OFFER, flags);
@@ -136,7 +145,7 @@ export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: Bo
  * @throws DecodeError when the request's option 43 is malformed
  */
 export function decideBootAck(req: DhcpPacket, from: Destination, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, [MessageType.REQUEST, MessageType.INFORM], policy);
+  const prep = prepare(req, [MessageType.REQUEST, MessageType.INFORM], policy, ctx);
   if ('kind' in prep) return prep;
   let to: Destination;
   let flags = req.flags;

@@ -20,15 +20,39 @@ export interface BootRule {
   /** A prefix of option 60, case-sensitive as `PXEClient` itself is. */
   vendorClass?: string;
   uuid?: ClientPattern & { kind: 'uuid' };
-  /** A path in the TFTP root, or a URL for iPXE. */
-  file: string;
+  /**
+   * A path in the TFTP root, or a URL for iPXE; `http:///PATH` is on our own HTTP server. Absent
+   * only when the rule has a kernel: such a rule answers iPXE clients only.
+   */
+  file?: string;
+  /** iPXE over HTTP: a kernel (a path in the HTTP root, or a URL) that a generated script boots. */
+  kernel?: string;
+  /** Initrds of that script, in order. */
+  initrd?: string[];
+  /** The kernel command line of that script. */
+  cmdline?: string;
   /** The TFTP server for this answer (siaddr), instead of `-t`. */
   nextServer?: string;
 }
 
 /** Rule keys, in the order a rule's text lists them. */
-export const RULE_KEYS = ['arch', 'mac', 'user-class', 'vendor-class', 'uuid', 'file', 'next-server'] as const;
+export const RULE_KEYS = [
+  'arch',
+  'mac',
+  'user-class',
+  'vendor-class',
+  'uuid',
+  'file',
+  'next-server',
+  'kernel',
+  'initrd',
+  'cmdline',
+] as const;
 type RuleKey = (typeof RULE_KEYS)[number];
+/** Keys that may be given more than once (in the config file, as a list). */
+const REPEATABLE = new Set<string>(['initrd']);
+/** Key/value pairs of one rule; repeatable keys hold every value. */
+type Fields = Map<RuleKey, string[]>;
 
 const KNOWN = new Set<string>(RULE_KEYS);
 const IPXE = 'ipxe';
@@ -37,16 +61,39 @@ function fail(rule: string, why: string): never {
   throw new UserError(`boot rule '${rule}': ${why}`);
 }
 
+/**
+ * The iPXE script parts: one line each in the script, so no control character (a newline would
+ * add a script line); kernel and initrd are a URL each, so no white space either.
+ */
+function checkScriptPart(label: string, key: string, value: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) fail(label, `'${key}' must not contain a newline or control character`);
+  if (key !== 'cmdline' && /\s/.test(value)) fail(label, `'${key}' must not contain white space`);
+}
+
 /** Build a rule from its key/value pairs; `label` names it in errors. */
-function buildRule(fields: Map<RuleKey, string>, label: string): BootRule {
+function buildRule(all: Fields, label: string): BootRule {
+  const fields = new Map<RuleKey, string>([...all].map(([k, v]) => [k, v[0]!]));
   const file = fields.get('file');
-  if (file === undefined) fail(label, 'no file= (what to boot)');
+  const kernel = fields.get('kernel');
+  if (file === undefined && kernel === undefined) fail(label, 'no file= (what to boot) and no kernel=');
   const rule: BootRule = {
-    text: RULE_KEYS.filter((k) => fields.has(k))
-      .map((k) => `${k}=${fields.get(k)}`)
+    text: RULE_KEYS.filter((k) => all.has(k))
+      .flatMap((k) => all.get(k)!.map((v) => `${k}=${v}`))
       .join(','),
-    file,
+    ...(file !== undefined ? { file } : {}),
   };
+  if (kernel !== undefined) {
+    for (const key of ['kernel', 'initrd', 'cmdline'] as const)
+      for (const v of all.get(key) ?? []) checkScriptPart(label, key, v);
+    rule.kernel = kernel;
+    const initrd = all.get('initrd');
+    if (initrd) rule.initrd = initrd;
+    const cmdline = fields.get('cmdline');
+    if (cmdline !== undefined) rule.cmdline = cmdline;
+  } else if (all.has('initrd') || all.has('cmdline')) {
+    fail(label, `'${all.has('initrd') ? 'initrd' : 'cmdline'}' needs a kernel=`);
+  }
   const arch = fields.get('arch');
   if (arch !== undefined) {
     rule.arch = parseArch(arch);
@@ -77,24 +124,33 @@ function buildRule(fields: Map<RuleKey, string>, label: string): BootRule {
   return rule;
 }
 
-function addField(fields: Map<RuleKey, string>, key: string, value: string, label: string): void {
+function addField(fields: Fields, key: string, value: string, label: string): void {
   if (!KNOWN.has(key)) fail(label, `unknown key '${key}' (known: ${RULE_KEYS.join(', ')})`);
-  if (fields.has(key as RuleKey)) fail(label, `'${key}' given twice`);
+  const seen = fields.get(key as RuleKey);
+  if (seen && !REPEATABLE.has(key)) fail(label, `'${key}' given twice`);
   if (value.trim() === '') fail(label, `'${key}' has no value`);
-  fields.set(key as RuleKey, value.trim());
+  fields.set(key as RuleKey, [...(seen ?? []), value.trim()]);
 }
 
 /**
  * Parse the command-line form `arch=efi-x64,user-class=iPXE,file=boot.ipxe`: comma-separated
  * `key=value` pairs (a value may contain `=` but not `,`; the config file has no such limit).
+ * `cmdline=` takes the rest of the text, commas included (`console=ttyS0,115200`), so it comes last.
  * @throws UserError naming the rule
  */
 export function parseRule(text: string): BootRule {
-  const fields = new Map<RuleKey, string>();
-  for (const part of text.split(',')) {
+  const fields: Fields = new Map();
+  const parts = text.split(',');
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
     const eq = part.indexOf('=');
     if (eq < 0) fail(text, `'${part}' is not key=value (a file name with a comma needs the config file)`);
-    addField(fields, part.slice(0, eq).trim(), part.slice(eq + 1), text);
+    const key = part.slice(0, eq).trim();
+    if (key === 'cmdline') {
+      addField(fields, key, [part.slice(eq + 1), ...parts.slice(i + 1)].join(','), text);
+      break;
+    }
+    addField(fields, key, part.slice(eq + 1), text);
   }
   return buildRule(fields, text);
 }
@@ -110,10 +166,14 @@ export function ruleFromJson(value: unknown): BootRule {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     fail(label, 'must be an object such as {"arch": "efi-x64", "file": "ipxe.efi"} or a string');
   }
-  const fields = new Map<RuleKey, string>();
+  const fields: Fields = new Map();
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== 'string' && !(key === 'arch' && typeof v === 'number')) fail(label, `'${key}' must be a string`);
-    addField(fields, key, String(v), label);
+    const list: unknown[] = REPEATABLE.has(key) && Array.isArray(v) ? v : [v];
+    for (const x of list) {
+      if (typeof x !== 'string' && !(key === 'arch' && typeof x === 'number'))
+        fail(label, `'${key}' must be a string${REPEATABLE.has(key) ? ' or a list of strings' : ''}`);
+      addField(fields, key, String(x), label);
+    }
   }
   return buildRule(fields, label);
 }
@@ -134,6 +194,8 @@ export function parseBootRules(value: unknown): BootRule[] {
  * iPXE that announces itself only by option 175 (a build with another user class).
  */
 export function ruleMatches(rule: BootRule, client: PxeClient): boolean {
+  // A rule with a kernel and no file has nothing for a client that cannot run the script.
+  if (rule.file === undefined && !client.isIpxe) return false;
   if (rule.arch !== undefined && rule.arch !== client.arch) return false;
   if (rule.mac && !clientMatches(rule.mac, client)) return false;
   if (rule.uuid && !clientMatches(rule.uuid, client)) return false;

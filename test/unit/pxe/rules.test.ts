@@ -228,7 +228,7 @@ describe('--boot, --allow, --deny, --rpi on the command line and in the config f
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      "pxe-pdhcp: boot rule 'arch=efi-x64,fiel=ipxe.efi': unknown key 'fiel' (known: arch, mac, user-class, vendor-class, uuid, file, next-server)\n",
+      "pxe-pdhcp: boot rule 'arch=efi-x64,fiel=ipxe.efi': unknown key 'fiel' (known: arch, mac, user-class, vendor-class, uuid, file, next-server, kernel, initrd, cmdline)\n",
     );
   });
 
