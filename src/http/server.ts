@@ -4,9 +4,12 @@
  * Built on Node's own `http` module rather than a framework: it parses HTTP/1.1 (llhttp), does
  * keep-alive and chunking, and has every bound this server needs built in — `maxHeaderSize` caps the
  * request line and headers, `headersTimeout` ends a client that trickles its headers (slowloris),
- * `requestTimeout` bounds a whole request, `keepAliveTimeout` closes idle kept-alive connections,
- * the socket timeout drops a connection with no progress either way, and the connection cap is
- * counted here across every listener (in total and per client address). Containment is not the
+ * `requestTimeout` bounds a whole request, `keepAliveTimeout` closes idle kept-alive connections.
+ * Two bounds are ours: the connection cap, counted across every listener (in total and per client
+ * address), and the idle sweep, which drops a connection that moved no byte either way for
+ * `idleTimeoutMs` (one that never sent a byte, or a reader that stopped reading). Node's own socket
+ * timeout is not used for that: with `connectionsCheckingInterval` shorter than it, it never fired
+ * for a connection that sent nothing (Node 20). Containment is not the
  * module's: every name goes through `parseTarget` (src/http/path.ts) and then `FileRoot`, the one
  * resolver TFTP uses too. Files are streamed with backpressure (`pipeline`), so a slow client
  * costs a socket and one read buffer, never the file in memory.
@@ -125,7 +128,9 @@ export class HttpServer {
   readonly #limits: HttpLimits;
   readonly #lines: PeerLog;
   readonly #servers: Server[] = [];
-  readonly #sockets = new Set<Socket>();
+  /** Open connections, with their byte count at the last sweep and when it last moved. */
+  readonly #sockets = new Map<Socket, { bytes: number; since: number }>();
+  #sweeper: NodeJS.Timeout | undefined;
   readonly #perAddress = new Map<string, number>();
   #serving = false;
   /** Requests that arrived between bind and serve (the privilege drop); answered by `serve()`. */
@@ -163,6 +168,11 @@ export class HttpServer {
 
   serve(): void {
     this.#serving = true;
+    this.#sweeper ??= setInterval(
+      () => this.#sweep(),
+      Math.min(this.#limits.checkIntervalMs, this.#limits.idleTimeoutMs),
+    );
+    this.#sweeper.unref();
     for (const [req, res] of this.#waiting.splice(0)) this.#onRequest(req, res);
   }
 
@@ -180,7 +190,8 @@ export class HttpServer {
   }
 
   async close(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
+    clearInterval(this.#sweeper);
+    for (const s of this.#sockets.keys()) s.destroy();
     await Promise.all(
       this.#servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))),
     );
@@ -198,7 +209,6 @@ export class HttpServer {
       noDelay: true,
     });
     server.maxConnections = lim.maxConnections;
-    server.setTimeout(lim.idleTimeoutMs, (socket: Socket) => socket.destroy());
     server.on('connection', (socket: Socket) => this.#onConnection(socket));
     server.on('drop', () => this.counters.count('http-connection-refused'));
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -252,7 +262,7 @@ export class HttpServer {
       socket.destroy();
       return;
     }
-    this.#sockets.add(socket);
+    this.#sockets.set(socket, { bytes: 0, since: performance.now() });
     this.#perAddress.set(addr, mine + 1);
     socket.once('close', () => {
       this.#sockets.delete(socket);
@@ -260,6 +270,20 @@ export class HttpServer {
       if (n <= 0) this.#perAddress.delete(addr);
       else this.#perAddress.set(addr, n);
     });
+  }
+
+  /** Drop every connection that moved no byte in or out for the idle timeout. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const [socket, seen] of this.#sockets) {
+      const bytes = socket.bytesRead + socket.bytesWritten;
+      if (bytes !== seen.bytes) {
+        seen.bytes = bytes;
+        seen.since = now;
+      } else if (now - seen.since >= this.#limits.idleTimeoutMs) {
+        socket.destroy();
+      }
+    }
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
