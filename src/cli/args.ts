@@ -8,6 +8,9 @@ import { parseClientPatterns } from '../pxe/acl.js';
 import type { EfiMode } from '../pxe/boot.js';
 import { parseBootRules } from '../pxe/rules.js';
 import { TFTP_DEFAULTS } from '../tftp/server.js';
+import { HTTP_DEFAULTS } from '../http/server.js';
+import { isOwnHttp } from '../pxe/http-boot.js';
+import type { BootRule } from '../pxe/rules.js';
 import { isIPv4 } from '../wire/ip.js';
 import { parseQuietly } from './yargs-quiet.js';
 
@@ -47,8 +50,19 @@ export const OPTIONS = {
   tftp: { type: 'boolean', desc: 'run the bundled TFTP server (--no-tftp: do not)' },
   'tftp-root': { type: 'string', desc: `directory served over TFTP (default ${DEFAULT_TFTP_ROOT})` },
   'tftp-port': { type: 'number', desc: 'TFTP listening port (default 69)' },
-  'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 64)' },
+  'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 256)' },
   'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
+  http: { type: 'boolean', desc: 'run the bundled HTTP server: boot files, kernels, generated iPXE scripts' },
+  'http-root': { type: 'string', desc: 'directory served over HTTP (default: the TFTP root)' },
+  'http-port': { type: 'number', desc: 'HTTP listening port (default 80)' },
+  'http-max-connections': {
+    type: 'number',
+    desc: `HTTP connections at once (default ${HTTP_DEFAULTS.maxConnections}, at most ${HTTP_DEFAULTS.maxPerAddress} per client)`,
+  },
+  'http-boot': {
+    type: 'boolean',
+    desc: 'answer UEFI HTTP Boot firmware (vendor class HTTPClient) with a URL on our HTTP server (implies --http)',
+  },
   user: { type: 'string', desc: 'account to run as after binding, when started as root (default nobody)' },
   'dhcp-port': { type: 'number', desc: 'proxyDHCP port (default 67; for tests)' },
   'proxy-port': { type: 'number', desc: 'PXE boot-server port (default 4011; for tests)' },
@@ -187,6 +201,15 @@ function logLevel(raw: RawOptions): LogLevel {
   return 'info';
 }
 
+/** The first rule (or `<nbp>`) that needs our HTTP server, for the error when it is off. */
+function needsHttp(nbp: string | undefined, rules: readonly BootRule[]): string | undefined {
+  if (nbp !== undefined && isOwnHttp(nbp)) return `<nbp> ${nbp}`;
+  const rule = rules.find(
+    (r) => r.kernel !== undefined || [r.file, ...(r.initrd ?? [])].some((f) => f && isOwnHttp(f)),
+  );
+  return rule ? `boot rule '${rule.text}'` : undefined;
+}
+
 /**
  * Merge the command line over the config file (if any) and check the result.
  * @throws UserError
@@ -206,6 +229,13 @@ export function resolveConfig(cli: RawOptions): Config {
     throw new UserError('give -i, or all of -l, -t and -b', true);
   }
   const bindAddress = address(raw, 'bind-address') ?? '0.0.0.0';
+  // Made absolute once, here: the daemon never resolves a path against its working directory.
+  const tftpRoot = resolve(str(raw, 'tftp-root') ?? DEFAULT_TFTP_ROOT);
+  const httpBoot = bool(raw, 'http-boot') ?? false;
+  const httpOn = (bool(raw, 'http') ?? false) || httpBoot;
+  const needs = needsHttp(nbp, boot);
+  if (!httpOn && needs)
+    throw new UserError(`${needs} needs the HTTP server: add --http (kernel= and http:/// are served by it)`);
   return {
     foreground: bool(raw, 'foreground') ?? false,
     interfaces: ifaces,
@@ -231,11 +261,17 @@ export function resolveConfig(cli: RawOptions): Config {
     },
     tftp: {
       enabled: bool(raw, 'tftp') ?? true,
-      // Made absolute once, here: the daemon never resolves a path against its working directory.
-      root: resolve(str(raw, 'tftp-root') ?? DEFAULT_TFTP_ROOT),
+      root: tftpRoot,
       port: int(raw, 'tftp-port', 69, 0, 65535),
       maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
       idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
+    },
+    http: {
+      enabled: httpOn,
+      root: str(raw, 'http-root') !== undefined ? resolve(str(raw, 'http-root')!) : tftpRoot,
+      port: int(raw, 'http-port', 80, 0, 65535),
+      maxConnections: int(raw, 'http-max-connections', HTTP_DEFAULTS.maxConnections, 1, 100_000),
+      boot: httpBoot,
     },
   };
 }

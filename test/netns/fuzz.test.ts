@@ -22,12 +22,15 @@ const SOCKET_INPUTS = 30_000;
 
 describe('fuzz: decode → decide → encode never throws anything but DecodeError', () => {
   it(`survives ${FUZZ_SECONDS} s of mutated and random DHCP and TFTP input`, () => {
-    const r = runFuzz({ seed: Date.now() % 2 ** 31, seconds: FUZZ_SECONDS });
+    // A new seed each run, printed, and replayable: FUZZ_SEED=N make test (or make fuzz).
+    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+    console.log(`# fuzz seed ${seed} (replay with FUZZ_SEED=${seed})`);
+    const r = runFuzz({ seed, seconds: FUZZ_SECONDS });
     const first = r.crashes[0];
     assert.equal(
       r.crashCount,
       0,
-      first ? `crash on ${first.protocol} ${first.input.toString('hex')}:\n${first.error}` : '',
+      first ? `seed ${seed}: crash on ${first.protocol} ${first.input.toString('hex')}:\n${first.error}` : '',
     );
     assert.ok(r.inputs.dhcp > 10_000 && r.inputs.tftp > 5_000, `too few inputs: ${JSON.stringify(r.inputs)}`);
     // The mutations must reach past the decoder into policy: replies and several ignore reasons.
