@@ -42,6 +42,21 @@ export interface Config {
   /** UDP ports; tests and benchmarks move them. */
   ports: { dhcp: number; proxy: number; client: number };
   tftp: TftpConfig;
+  /** The bundled HTTP server (`--http`); off when absent. */
+  http?: HttpConfig;
+}
+
+export interface HttpConfig {
+  /** `--http` (or `--http-boot`, which needs it). */
+  enabled: boolean;
+  /** `--http-root`: defaults to the TFTP root. */
+  root: string;
+  /** `--http-port` (default 80). */
+  port: number;
+  /** `--http-max-connections`. */
+  maxConnections: number;
+  /** `--http-boot`: answer UEFI HTTP Boot firmware (option 60 `HTTPClient`). */
+  boot: boolean;
 }
 
 export interface TftpConfig {
@@ -71,6 +86,7 @@ export function policyOf(config: Config): BootPolicy {
     allow: config.allow ?? [],
     deny: config.deny ?? [],
     rpi: config.rpi ?? true,
+    ...(config.http?.enabled && config.http.boot ? { httpBoot: true } : {}),
   };
 }
 
@@ -84,6 +100,10 @@ const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
   ['tftp-root', (c) => c.tftp.root],
   ['tftp-max-transfers', (c) => c.tftp.maxTransfers],
   ['tftp-idle-timeout', (c) => c.tftp.idleTimeout],
+  ['http', (c) => c.http?.enabled ?? false],
+  ['http-root', (c) => c.http?.root],
+  ['http-port', (c) => c.http?.port],
+  ['http-max-connections', (c) => c.http?.maxConnections],
   ['log-format', (c) => c.logFormat],
   ['log-file', (c) => c.logFile],
   ['user', (c) => c.user],

@@ -21,6 +21,8 @@ import type { TftpServer } from '../tftp/server.js';
 import { warnMissingBootFiles } from './boot-files.js';
 import { policyOf, restartOnlyChanges, type Config } from './config.js';
 import { bindBundledTftp } from './tftp.js';
+import type { HttpCounter, HttpServer } from '../http/server.js';
+import { bindBundledHttp, warnMissingHttpFiles } from './http.js';
 
 export { policyOf } from './config.js';
 
@@ -31,7 +33,7 @@ const RECV_BUFFER = 4 * 1024 * 1024;
 const SUMMARY_MS = 10_000;
 
 /** Every counter the daemon keeps: the responder's, the TFTP server's, and its sockets' troubles. */
-export type DaemonCounter = DhcpCounter | TftpCounter | `dhcp-${DatagramTrouble}`;
+export type DaemonCounter = DhcpCounter | TftpCounter | HttpCounter | `dhcp-${DatagramTrouble}`;
 
 /** One place we serve: an interface (with -i) or the `-l -t -b` addresses. */
 export interface Site {
@@ -43,7 +45,7 @@ export interface Daemon {
   readonly stats: Counters<DaemonCounter>;
   readonly sites: readonly Site[];
   /** Bound ports, in site order (tests bind port 0); `tftp` is empty when the TFTP server is off. */
-  readonly ports: { dhcp: number[]; proxy: number[]; tftp: number[] };
+  readonly ports: { dhcp: number[]; proxy: number[]; tftp: number[]; http: number[] };
   /** TFTP transfers in progress (0 without the TFTP server). */
   readonly tftpActive: number;
   /**
@@ -142,7 +144,10 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
   };
   const opened: Socket[] = [];
   let bound: SiteSockets[];
-  let tftp: TftpServer | null;
+  let tftp: TftpServer | null = null;
+  let http: HttpServer | null = null;
+  // The policy in force: read by the responder on every packet and by the HTTP server's scripts.
+  let policy = policyOf(config);
   try {
     bound = [];
     for (const s of sites) bound.push(await bindSite(config, s, sites.length > 1, opened, report));
@@ -153,18 +158,18 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       counters: stats,
       ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     });
+    http = await bindBundledHttp(config, sites, { log, lines, counters: stats, policy: () => policy });
   } catch (err) {
-    await Promise.all(opened.map(closeUdp));
+    await Promise.all([...opened.map(closeUdp), tftp?.close()]);
     throw err;
   }
   try {
     await deps.afterBind?.();
   } catch (err) {
-    await Promise.all([...opened.map(closeUdp), tftp?.close()]);
+    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
     throw err;
   }
   let running = config;
-  let policy = policyOf(config);
   const responderDeps: ResponderDeps = { lines, counters: stats, policy: () => policy };
   for (const b of bound) serveSite(config, b, responderDeps, log);
   if (tftp) {
@@ -176,6 +181,16 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     });
     void warnMissingBootFiles(new FileRoot(config.tftp.root), bootFiles(policy), log);
   }
+  if (http) {
+    http.serve();
+    log.info('HTTP server listening', {
+      root: config.http!.root,
+      addresses: sites.map((s) => s.ctx.httpAddress).join(','),
+      'max-connections': config.http!.maxConnections,
+      'http-boot': config.http!.boot,
+    });
+    void warnMissingHttpFiles(new FileRoot(config.http!.root), policy, log);
+  }
   const summary = setInterval(() => reportSuppressed(lines, log, stats), SUMMARY_MS);
   summary.unref();
   return {
@@ -185,6 +200,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       dhcp: bound.map((b) => b.dhcp.port),
       proxy: bound.map((b) => b.proxy.port),
       tftp: tftp?.ports ?? [],
+      http: http?.ports ?? [],
     },
     get tftpActive() {
       return tftp?.active ?? 0;
@@ -197,7 +213,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     },
     async close() {
       clearInterval(summary);
-      await Promise.all([...opened.map(closeUdp), tftp?.close()]);
+      await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
     },
   };
 }
