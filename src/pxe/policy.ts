@@ -3,7 +3,8 @@ import { u8Option } from '../wire/dhcp-options.js';
 import { MAX_FILE_FIELD, type DhcpPacket } from '../wire/dhcp-packet.js';
 import { ipToBytes } from '../wire/ip.js';
 import { BYPASS_VENDOR_OPTIONS, bootItemOf, decodePxeOptions, encodePxeOptions } from '../wire/pxe-options.js';
-import { chooseBoot, type BootChoice, type BootPolicy, type BootRefusalReason } from './boot.js';
+import { isUefiArch } from '../wire/arch.js';
+import { chooseBoot, shapeFor, type BootChoice, type BootPolicy, type BootRefusalReason } from './boot.js';
 import { describeClient, type ClientRejection, type PxeClient } from './client.js';
 import { expandOwnHttp, HTTP_CLIENT_CLASS } from './http-boot.js';
 
@@ -157,6 +158,17 @@ export function decideBootAck(req: DhcpPacket, from: Destination, ctx: ServerCon
     flags |= BROADCAST_FLAG;
     to = { address: ctx.broadcastAddress, port: ctx.clientPort };
   }
-  const reply = buildReply(req, ctx, prep.choice, MessageType.ACK, flags);
-  return { kind: 'reply', reply, to, ...prep };
+  const choice = ackChoice(prep.client, prep.choice, policy);
+  const reply = buildReply(req, ctx, choice, MessageType.ACK, flags);
+  return { kind: 'reply', reply, to, client: prep.client, choice };
+}
+
+/**
+ * A UEFI client asking on port 4011 gets EDK2's answer shape even when it is iPXE (whose offer is
+ * bypass-shaped): under `--efi-mode binl`, no option 43 (docs/addressing.md#the-port-4011-ack,
+ * docs/vectors.md#vector-24). A Pi's or a 43.71 request's option 43 is left as it is.
+ */
+function ackChoice(client: PxeClient, choice: BootChoice, policy: BootPolicy): BootChoice {
+  if (choice.shape !== 'bypass' || choice.vendorOptions || !client.isIpxe || !isUefiArch(client.arch)) return choice;
+  return { ...choice, shape: shapeFor({ ...client, isIpxe: false }, policy.efiMode) };
 }

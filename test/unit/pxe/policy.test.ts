@@ -228,6 +228,40 @@ describe('port 4011: boot ACKs (docs/vectors.md)', () => {
     assert.ok(vendor.includes(Buffer.from([71, 4, 0x80, 0x00, 0x00, 0x00])), vendor.toString('hex'));
   });
 
+  it("24. UEFI iPXE on :4011 gets EDK2's EFI shape: no 43 (BINL), bypass bytes only with --efi-mode bypass", () => {
+    const from = { address: '192.168.1.77', port: 68 };
+    const edk2 = request({ type: MessageType.REQUEST, ciaddr: '192.168.1.77', arch: 7 });
+    const ipxe = request({ type: MessageType.REQUEST, ciaddr: '192.168.1.77', arch: 7, userClass: 'iPXE' });
+    for (const arch of [6, 7, 9, 11]) {
+      const req = request({ type: MessageType.REQUEST, ciaddr: '192.168.1.77', arch, userClass: 'iPXE' });
+      const d = decideBootAck(req, from, tftpElsewhere, policy);
+      const { reply: r, bytes } = replyOf(d);
+      assertProxyReply(r, bytes, MessageType.ACK);
+      assert.equal(r.options.has(DhcpOption.VENDOR_SPECIFIC), false, `arch ${arch}: option 43 sent`);
+      assert.equal(r.nextServer, '192.168.1.20', `arch ${arch}: siaddr is the TFTP server`);
+      assert.equal(d.kind === 'reply' && d.choice.shape, 'binl');
+    }
+    // The same bytes as EDK2's answer, apart from nothing: same options, same header.
+    const a = encodeDhcp(replyOf(decideBootAck(edk2, from, tftpElsewhere, policy)).reply);
+    const b = encodeDhcp(replyOf(decideBootAck(ipxe, from, tftpElsewhere, policy)).reply);
+    assert.deepEqual(b, a);
+    // The captured ipxe.efi request (arch 7, user class iPXE, option 175).
+    const captured = decodeDhcp(fixture('ipxe-efi-request-4011'));
+    const c = replyOf(decideBootAck(captured, { address: captured.clientIp, port: 68 }, ctx, policy)).reply;
+    assert.equal(c.options.has(DhcpOption.VENDOR_SPECIFIC), false);
+    // --efi-mode bypass: EDK2 and iPXE alike get the bypass bytes.
+    const bypass = { ...policy, efiMode: 'bypass' as const };
+    for (const req of [edk2, ipxe]) {
+      const r = replyOf(decideBootAck(req, from, ctx, bypass)).reply;
+      assert.deepEqual([...r.options.get(DhcpOption.VENDOR_SPECIFIC)!], [6, 1, 8, 255]);
+    }
+    // BIOS iPXE on :4011 keeps the bypass shape; its port 67 offer on UEFI too (vector 6).
+    const bios = request({ type: MessageType.REQUEST, ciaddr: '192.168.1.77', arch: 0, userClass: 'iPXE' });
+    assert.deepEqual([...replyOf(decideBootAck(bios, from, ctx, policy)).reply.options.get(43)!], [6, 1, 8, 255]);
+    const offer = replyOf(decideProxyOffer(request({ arch: 7, userClass: 'iPXE' }), ctx, policy)).reply;
+    assert.deepEqual([...offer.options.get(43)!], [6, 1, 8, 255]);
+  });
+
   it('captured OVMF and ipxe.efi 4011 requests are answered', () => {
     const edk2 = decodeDhcp(fixture('ovmf-edk2-request-4011-binl'));
     const a = replyOf(decideBootAck(edk2, { address: edk2.clientIp, port: 4011 }, ctx, policy));
