@@ -45,8 +45,8 @@ export interface TftpServerOptions {
 export const TFTP_DEFAULTS = {
   maxTransfers: 256,
   maxUnconfirmed: 64,
-  maxPerAddress: 8,
-  maxUnconfirmedPerAddress: 4,
+  maxPerAddress: 64,
+  maxUnconfirmedPerAddress: 32,
   /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s) within the life. */
   unconfirmedMaxSends: 4,
   unconfirmedLifeMs: 6000,
