@@ -45,7 +45,8 @@ export class RateLimiter {
 
   take(): boolean {
     const t = this.now();
-    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) / 1000) * this.perSecond);
+    // A wall clock stepped back (NTP, by hand) must not drive the bucket negative and mute the log.
+    this.#tokens = Math.min(this.burst, this.#tokens + (Math.max(0, t - this.#last) / 1000) * this.perSecond);
     this.#last = t;
     if (this.#tokens >= 1) {
       this.#tokens -= 1;
