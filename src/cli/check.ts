@@ -1,9 +1,9 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { resolve } from 'node:path';
 import { udpPortHolders } from '../net/port-owner.js';
-import type { Config } from '../daemon/config.js';
-import { policyOf } from '../daemon/daemon.js';
+import { policyOf, type Config } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
+import { FileRoot, isUrl, type Refusal } from '../files/root.js';
 import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';
 import { bootFiles } from '../pxe/boot.js';
 
@@ -50,11 +50,11 @@ function portLine(port: number, purpose: string, holders: NonNullable<CheckDeps[
   return { ok: false, text: `UDP port ${port} (${purpose}) is in use by ${[...new Set(who)].join(', ')}` };
 }
 
-function readable(path: string, dir: boolean): string | undefined {
+/** Why the TFTP root itself cannot be served from, or undefined when it is a readable directory. */
+function rootProblem(path: string): string | undefined {
   try {
-    const st = statSync(path);
-    if (dir ? !st.isDirectory() : !st.isFile()) return dir ? 'is not a directory' : 'is not a regular file';
-    accessSync(path, dir ? constants.R_OK | constants.X_OK : constants.R_OK);
+    if (!statSync(path).isDirectory()) return 'is not a directory';
+    accessSync(path, constants.R_OK | constants.X_OK);
     return undefined;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -66,10 +66,26 @@ function readable(path: string, dir: boolean): string | undefined {
   }
 }
 
-const URL = /^[a-z][a-z0-9+.-]*:\/\//i;
+/** The report's words for the refusals of the server's resolver (src/files/root.ts); others by name. */
+const REFUSAL_TEXT: Partial<Record<Refusal, string>> = {
+  'not-found': 'does not exist',
+  'no-permission': 'is not readable',
+  'not-a-file': 'is not a regular file',
+  'outside-root': 'points outside the TFTP root',
+  'bad-name': "is not served: the server refuses names with '..' or control characters",
+};
+
+/** One boot file, judged by `FileRoot.check`: the very resolver TFTP and HTTP serve through. */
+async function bootFileLine(root: FileRoot, file: string): Promise<CheckLine> {
+  if (isUrl(file)) return { ok: true, text: `boot file ${file} is a URL: not checked` };
+  const r = await root.check(file);
+  return r.ok
+    ? { ok: true, text: `boot file ${file} is readable (${r.size} bytes)` }
+    : { ok: false, text: `boot file ${file} ${REFUSAL_TEXT[r.reason] ?? `is not served (${r.reason})`}` };
+}
 
 /** The root and every boot file the policy can hand out (default and rules); URLs are skipped. */
-function fileLines(config: Config): CheckLine[] {
+async function fileLines(config: Config): Promise<CheckLine[]> {
   const files = bootFiles(policyOf(config));
   if (!config.tftp.enabled) {
     return [
@@ -77,31 +93,20 @@ function fileLines(config: Config): CheckLine[] {
     ];
   }
   const root = resolve(config.tftp.root);
-  const rootProblem = readable(root, true);
-  if (rootProblem) return [{ ok: false, text: `TFTP root ${root} ${rootProblem}` }];
+  const problem = rootProblem(root);
+  if (problem) return [{ ok: false, text: `TFTP root ${root} ${problem}` }];
   const lines: CheckLine[] = [{ ok: true, text: `TFTP root ${root} is a readable directory` }];
-  for (const file of files) {
-    if (URL.test(file)) {
-      lines.push({ ok: true, text: `boot file ${file} is a URL: not checked` });
-      continue;
-    }
-    // The TFTP server strips a leading '/' and maps '\' to '/' (docs/tftp.md#file-names).
-    const path = resolve(root, file.replace(/\\/g, '/').replace(/^\/+/, ''));
-    if (path !== root && !path.startsWith(root + sep)) {
-      lines.push({ ok: false, text: `boot file ${file} points outside the TFTP root` });
-      continue;
-    }
-    const problem = readable(path, false);
-    lines.push({ ok: !problem, text: `boot file ${file} ${problem ?? `is readable (${statSync(path).size} bytes)`}` });
-  }
+  const fileRoot = new FileRoot(root);
+  for (const file of files) lines.push(await bootFileLine(fileRoot, file));
   return lines;
 }
 
 /**
  * `pxe-pdhcp --check`: validate a configuration without serving. The config already parsed (or we
- * would not be here); check interfaces, ports 67/4011/69, the TFTP root and every boot file.
+ * would not be here); check interfaces, ports 67/4011/69, the TFTP root and every boot file. Boot
+ * files go through `FileRoot.check`, so `--check` passes exactly the names the server serves.
  */
-export function runCheck(config: Config, deps: CheckDeps = {}): CheckLine[] {
+export async function runCheck(config: Config, deps: CheckDeps = {}): Promise<CheckLine[]> {
   const holders = deps.portHolders ?? ((port: number) => udpPortHolders(port));
   const lines: CheckLine[] = [
     { ok: true, text: `configuration parses${config.configFile ? ` (${config.configFile})` : ''}` },
@@ -110,7 +115,7 @@ export function runCheck(config: Config, deps: CheckDeps = {}): CheckLine[] {
   lines.push(portLine(config.ports.dhcp, 'proxyDHCP', holders));
   lines.push(portLine(config.ports.proxy, 'PXE boot server', holders));
   if (config.tftp.enabled) lines.push(portLine(config.tftp.port, 'TFTP', holders));
-  lines.push(...fileLines(config));
+  lines.push(...(await fileLines(config)));
   return lines;
 }
 

@@ -168,9 +168,10 @@ export function main(): void {
     return;
   }
   if (parsed.raw.check === true) {
-    const lines = runCheck(parsed.config);
-    process.stdout.write(checkReport(lines));
-    process.exitCode = lines.every((l) => l.ok) ? 0 : 1;
+    void runCheck(parsed.config).then((lines) => {
+      process.stdout.write(checkReport(lines));
+      process.exitCode = lines.every((l) => l.ok) ? 0 : 1;
+    });
     return;
   }
   const detached = process.env[CHILD_ENV] === '1';
