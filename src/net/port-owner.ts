@@ -33,53 +33,88 @@ export interface SocketOwner {
   name: string;
 }
 
+/** One process as /proc shows it: the targets of its /proc/<pid>/fd links and its `comm`. */
+export interface ProcessFds {
+  pid: number;
+  /** `socket:[inode]`, `/dev/null`, `pipe:[…]`, … */
+  fdLinks: readonly string[];
+  /** Its command name; absent when the process ended before it was read. */
+  comm?: string;
+}
+
+/** The inode of an fd link to a socket (`socket:[4242]`), or undefined for any other link. */
+export function socketInode(link: string): number | undefined {
+  const m = /^socket:\[(\d+)\]$/.exec(link);
+  return m ? Number(m[1]) : undefined;
+}
+
 /**
- * Map socket inodes to the processes holding them, by reading every /proc/<pid>/fd link
- * (`socket:[inode]`). Processes we may not inspect (other users' when not root) are skipped.
+ * Map socket inodes to the processes holding them, from each process's fd links; the first holder
+ * of an inode wins (a socket shared after fork is named once). `processes` is not read at all when
+ * there is no inode to look for. Pure.
  */
-export function socketOwners(inodes: ReadonlySet<number>, proc = '/proc'): Map<number, SocketOwner> {
+export function ownersOf(inodes: ReadonlySet<number>, processes: Iterable<ProcessFds>): Map<number, SocketOwner> {
   const owners = new Map<number, SocketOwner>();
   if (inodes.size === 0) return owners;
-  for (const pidText of readdirSync(proc)) {
-    if (!/^\d+$/.test(pidText)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`${proc}/${pidText}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      let link: string;
-      try {
-        link = readlinkSync(`${proc}/${pidText}/fd/${fd}`);
-      } catch {
-        continue;
-      }
-      const m = /^socket:\[(\d+)\]$/.exec(link);
-      if (!m || !inodes.has(Number(m[1])) || owners.has(Number(m[1]))) continue;
-      let name = '?';
-      try {
-        name = readFileSync(`${proc}/${pidText}/comm`, 'utf8').trim();
-      } catch {
-        /* the process just ended */
-      }
-      owners.set(Number(m[1]), { pid: Number(pidText), name });
+  for (const p of processes) {
+    for (const link of p.fdLinks) {
+      const inode = socketInode(link);
+      if (inode === undefined || !inodes.has(inode) || owners.has(inode)) continue;
+      owners.set(inode, { pid: p.pid, name: p.comm ?? '?' });
     }
   }
   return owners;
 }
 
-/** Who holds UDP `port` in this network namespace: empty when the port is free. */
-export function udpPortHolders(port: number, proc = '/proc'): { address: string; owner?: SocketOwner }[] {
-  let text: string;
-  try {
-    text = readFileSync(`${proc}/net/udp`, 'utf8');
-  } catch {
-    return [];
-  }
-  const entries = parseProcNetUdp(text, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1).filter(
-    (e) => e.port === port,
-  );
-  const owners = socketOwners(new Set(entries.map((e) => e.inode)), proc);
+/** Who holds a UDP port: the bound address, and the process when it could be inspected. */
+export interface PortHolder {
+  address: string;
+  owner?: SocketOwner;
+}
+
+/** True on little-endian hosts, where /proc/net/udp writes addresses byte-reversed. */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Who holds UDP `port`, from the text of /proc/net/udp and the processes' fd links. Pure. */
+export function udpPortHoldersFrom(
+  port: number,
+  procNetUdp: string,
+  processes: Iterable<ProcessFds>,
+  littleEndian = HOST_LITTLE_ENDIAN,
+): PortHolder[] {
+  const entries = parseProcNetUdp(procNetUdp, littleEndian).filter((e) => e.port === port);
+  const owners = ownersOf(new Set(entries.map((e) => e.inode)), processes);
   return entries.map((e) => ({ address: e.address, ...(owners.has(e.inode) ? { owner: owners.get(e.inode)! } : {}) }));
+}
+
+function readOr<T>(read: () => T, fallback: T): T {
+  try {
+    return read();
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Every process of `proc` whose fd directory we may read (other users' are skipped when not root),
+ * read lazily; `comm` only for processes that hold a socket.
+ */
+export function* procProcesses(proc = '/proc'): Generator<ProcessFds> {
+  for (const pidText of readOr(() => readdirSync(proc), [] as string[])) {
+    if (!/^\d+$/.test(pidText)) continue;
+    const dir = `${proc}/${pidText}`;
+    const fds = readOr(() => readdirSync(`${dir}/fd`), null);
+    if (fds === null) continue;
+    const fdLinks = fds.flatMap((fd) => readOr(() => [readlinkSync(`${dir}/fd/${fd}`)], [] as string[]));
+    if (!fdLinks.some((l) => socketInode(l) !== undefined)) continue;
+    // The process may just have ended: its name is then unknown.
+    const comm = readOr(() => readFileSync(`${dir}/comm`, 'utf8').trim(), undefined);
+    yield { pid: Number(pidText), fdLinks, ...(comm !== undefined ? { comm } : {}) };
+  }
+}
+
+/** Who holds UDP `port` in this network namespace: empty when the port is free. */
+export function udpPortHolders(port: number, proc = '/proc'): PortHolder[] {
+  const text = readOr(() => readFileSync(`${proc}/net/udp`, 'utf8'), '');
+  return udpPortHoldersFrom(port, text, procProcesses(proc));
 }
