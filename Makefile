@@ -12,7 +12,13 @@ TFTP_ROOT ?= /srv/tftp
 ARGS    ?= -i $(IFACE) --tftp-root $(TFTP_ROOT) --boot arch=efi-x64,file=syslinux.efi pxelinux.0
 # Debian packages the tests use (real clients and servers, QEMU firmware, man page checks).
 DEBIAN_PKGS = g++ iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
-	tftp-hpa tftpd-hpa atftp curl qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd
+	tftp-hpa tftpd-hpa atftp curl qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd \
+	qemu-system-arm qemu-efi-aarch64 shim-signed grub-efi-amd64-signed
+# The e2e ARM64 client's boot file: Debian's signed arm64 network GRUB. Its package is arm64-only, so
+# `make deps` downloads it (dpkg --add-architecture arm64, apt-get download) and unpacks it here.
+ARM64_CACHE ?= /var/cache/pxe-pdhcp-e2e/arm64
+ARM64_GRUB   = $(ARM64_CACHE)/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed
+export ARM64_CACHE
 # What the default TFTP root is made of.
 BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 
@@ -42,6 +48,17 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@$(MAKE) --no-print-directory $(ARM64_GRUB)
+
+## The arm64 GRUB for the e2e ARM64 client (see ARM64_CACHE): not installed, only unpacked.
+$(ARM64_GRUB):
+	dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+	rm -rf $(ARM64_CACHE).tmp && mkdir -p $(ARM64_CACHE).tmp && chmod 777 $(ARM64_CACHE).tmp
+	cd $(ARM64_CACHE).tmp && { apt-get download -q grub-efi-arm64-signed:arm64 || \
+	  { apt-get update -q && apt-get download -q grub-efi-arm64-signed:arm64; }; }
+	dpkg -x $(ARM64_CACHE).tmp/grub-efi-arm64-signed_*_arm64.deb $(ARM64_CACHE).tmp/root
+	rm -rf $(ARM64_CACHE) && mv $(ARM64_CACHE).tmp/root $(ARM64_CACHE) && rm -rf $(ARM64_CACHE).tmp
+	@test -f $@
 
 ## test: every unit, loopback and namespace test (namespace tests need root).
 test: deps build
@@ -55,7 +72,7 @@ e2e:
 	@$(MAKE) --no-print-directory deps build
 	$(TEST_RUN) $(E2E_TESTS)
 
-## lab: boot one QEMU client (CLIENT=bios|uefi|ipxe) on the e2e LAN, live transcript; needs root.
+## lab: boot one QEMU client (CLIENT=bios|uefi|ipxe|secureboot|arm64) on the e2e LAN, live transcript; needs root.
 CLIENT ?= bios
 lab: build
 	@test "$$(id -u)" = 0 || { echo "make lab needs root (network namespaces, tap devices): sudo make lab" >&2; exit 1; }

@@ -209,6 +209,14 @@ function parseRow(row: string): Frame {
   return frame;
 }
 
+/**
+ * Whether a frame is the read request for `file`: GRUB asks for `/grub/grub.cfg`, which our TFTP
+ * server reads as `grub/grub.cfg` (a leading `/` is dropped, docs/tftp.md#file-names).
+ */
+export function isRequestFor(f: Frame, file: string): boolean {
+  return f.rrq !== undefined && f.rrq.replace(/^\/+/, '') === file;
+}
+
 /** One line per frame, for failure output. */
 export function summarize(frames: Frame[], t0: number): string {
   return frames

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { Capture, summarize, type Frame } from './capture.js';
+import { Capture, isRequestFor, summarize, type Frame } from './capture.js';
 import { qemuCommand, type ClientSpec } from './clients.js';
 import { NET } from './tftproot.js';
 import { MAC, type Lan } from './topology.js';
@@ -22,6 +22,8 @@ export interface BootRun {
   /** Index of the first daemon log line of this boot. */
   logFrom: number;
   frames: Frame[];
+  /** Wall clock (ms) when the marker appeared on the serial console. */
+  markerAt?: number;
   /** Why waiting failed (marker or files), if it did. */
   waitError?: string;
 }
@@ -39,15 +41,16 @@ export async function bootClient(lan: Lan, spec: ClientSpec, echo?: (line: strin
   const capture = await Capture.start(lan, join(lan.opts.work, `${spec.name}.pcapng`));
   const logFrom = lan.daemon.lines.length;
   const t0 = Date.now();
-  const qemu = lan.spawn(lan.client.ns, 'qemu-system-x86_64', qemuCommand(spec, lan.opts.work));
+  const qemu = lan.spawn(lan.client.ns, spec.qemu, qemuCommand(spec, lan.opts.work));
   const console = new Transcript(`${spec.name} console`, qemu, echo);
   let waitError: string | undefined;
+  let markerAt: number | undefined;
   try {
-    await console.waitFor(new RegExp(spec.marker), CLIENT_TIMEOUT_MS);
+    markerAt = (await console.waitFor(new RegExp(spec.marker), CLIENT_TIMEOUT_MS)).at;
     const rest = Math.max(FILES_TIMEOUT_MS, CLIENT_TIMEOUT_MS - (Date.now() - t0));
     await Promise.all(spec.files.map((f) => lan.daemon.waitFor(completeLine(f), rest, logFrom)));
-    const last = spec.files[spec.files.length - 1];
-    if (!(await capture.waitFor((f) => f.rrq === last, 15_000)))
+    const last = spec.files[spec.files.length - 1]!;
+    if (!(await capture.waitFor((f) => isRequestFor(f, last), 15_000)))
       waitError = `the capture never showed the request for ${last}`;
   } catch (err) {
     waitError = (err as Error).message;
@@ -55,7 +58,15 @@ export async function bootClient(lan: Lan, spec: ClientSpec, echo?: (line: strin
     await lan.stop(qemu);
     await capture.stop();
   }
-  return { spec, t0, console, logFrom, frames: await capture.frames(), ...(waitError ? { waitError } : {}) };
+  return {
+    spec,
+    t0,
+    console,
+    logFrom,
+    frames: await capture.frames(),
+    ...(markerAt !== undefined ? { markerAt } : {}),
+    ...(waitError ? { waitError } : {}),
+  };
 }
 
 /** Files our TFTP server sent completely during this boot, in order. */
@@ -130,7 +141,7 @@ export interface Timings {
 
 export function timings(run: BootRun): Timings {
   const { frames, spec, t0 } = run;
-  const rrq = frames.find((f) => f.rrq === spec.bootFile);
+  const rrq = frames.find((f) => isRequestFor(f, spec.bootFile));
   const used = new Set<Frame>();
   const replyTo = (req: Frame, by: (f: Frame) => boolean): number | undefined => {
     const r = frames.find(
@@ -159,8 +170,9 @@ export function timings(run: BootRun): Timings {
 /** The figures as text, for the test output and make lab. */
 export function formatTimings(run: BootRun): string {
   const t = timings(run);
+  const marker = run.markerAt !== undefined ? ((run.markerAt - run.t0) / 1000).toFixed(2) : '-';
   const lines = [
-    `${run.spec.name}: QEMU start -> first TFTP request for ${run.spec.bootFile}: ${t.toBootFile?.toFixed(2) ?? '-'} s`,
+    `${run.spec.name}: QEMU start -> first TFTP request for ${run.spec.bootFile}: ${t.toBootFile?.toFixed(2) ?? '-'} s; -> marker: ${marker} s`,
   ];
   for (const a of t.answers) {
     const ours =

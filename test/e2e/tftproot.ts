@@ -15,7 +15,17 @@ export const MARKER = {
   bios: 'PXE-PDHCP-E2E-BIOS-PXELINUX-OK',
   uefi: 'PXE-PDHCP-E2E-UEFI-SYSLINUX-OK',
   ipxe: 'PXE-PDHCP-E2E-IPXE-SCRIPT-OK',
+  // Printed by grub/grub.cfg only when GRUB runs locked down (Secure Boot enforced, shim verified it).
+  secureboot: 'PXE-PDHCP-E2E-SECUREBOOT-GRUB-x86_64-OK',
+  arm64: 'PXE-PDHCP-E2E-ARM64-GRUB-arm64-OK',
 } as const;
+
+/**
+ * The arm64 network GRUB, from the arm64 package grub-efi-arm64-signed, which `make deps` downloads
+ * and unpacks here (an amd64 machine cannot install it). Keep in step with ARM64_CACHE in Makefile.
+ */
+export const ARM64_CACHE = process.env.ARM64_CACHE ?? '/var/cache/pxe-pdhcp-e2e/arm64';
+const ARM64_GRUB = join(ARM64_CACHE, 'usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed');
 
 /** Files taken from Debian packages: TFTP path → installed path (package). */
 const PACKAGED = {
@@ -28,12 +38,22 @@ const PACKAGED = {
   'ipxe.efi': '/usr/lib/ipxe/ipxe.efi', // ipxe
   'efi64/syslinux.efi': '/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi', // syslinux-efi
   'efi64/ldlinux.e64': '/usr/lib/syslinux/modules/efi64/ldlinux.e64', // syslinux-common
+  // Secure Boot: Microsoft-signed shim, and GRUB signed by Debian under the name shim loads from
+  // the same directory (shim netboot.c: DEFAULT_LOADER beside the boot file).
+  'shimx64.efi': '/usr/lib/shim/shimx64.efi.signed', // shim-signed
+  'grubx64.efi': '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed', // grub-efi-amd64-signed
+  'grubaa64.efi': ARM64_GRUB, // grub-efi-arm64-signed (arm64), via make deps
 } as const;
 
 /** Firmware the QEMU clients run (packages ovmf and ipxe-qemu). */
 export const FIRMWARE = {
   ovmfCode: '/usr/share/OVMF/OVMF_CODE.fd',
   ovmfVars: '/usr/share/OVMF/OVMF_VARS.fd',
+  // Secure Boot: the SMM build of OVMF, and a variable store with Microsoft's keys enrolled.
+  ovmfSecbootCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+  ovmfMsVars: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd',
+  aavmfCode: '/usr/share/AAVMF/AAVMF_CODE.fd',
+  aavmfVars: '/usr/share/AAVMF/AAVMF_VARS.fd',
   e1000Rom: '/usr/lib/ipxe/qemu/pxe-e1000.rom',
 } as const;
 
@@ -48,6 +68,13 @@ const PACKAGE_OF: Record<string, string> = {
   [FIRMWARE.ovmfCode]: 'ovmf',
   [FIRMWARE.ovmfVars]: 'ovmf',
   [FIRMWARE.e1000Rom]: 'ipxe-qemu',
+  [PACKAGED['shimx64.efi']]: 'shim-signed',
+  [PACKAGED['grubx64.efi']]: 'grub-efi-amd64-signed',
+  [FIRMWARE.ovmfSecbootCode]: 'ovmf',
+  [FIRMWARE.ovmfMsVars]: 'ovmf',
+  [FIRMWARE.aavmfCode]: 'qemu-efi-aarch64',
+  [FIRMWARE.aavmfVars]: 'qemu-efi-aarch64',
+  [ARM64_GRUB]: 'grub-efi-arm64-signed for arm64, unpacked by make deps',
 };
 
 /** The script ipxe.lkrn runs from its command line: fetching it proves the kernel started. */
@@ -78,6 +105,22 @@ function ownFiles(): Record<string, string> {
     // iPXE chainload: the script iPXE gets on its second DHCP round (user class iPXE). `shell` waits,
     // so iPXE never returns to the firmware, which would boot from the network again.
     'boot.ipxe': `#!ipxe\necho ${MARKER.ipxe}\nshell\n`,
+    // Debian's network GRUB (x86_64 behind shim, and arm64) sets prefix (tftp,SERVER)/grub and
+    // sources $prefix/<platform>/grub.cfg if present, else $prefix/grub.cfg (debian/build-efi-images).
+    // Under shim with Secure Boot on, GRUB sets lockdown=y and shim_lock=y (kern/efi/sb.c, kern/lockdown.c).
+    'grub/grub.cfg': [
+      'if [ "$grub_cpu" = x86_64 ]; then',
+      '  if [ "$lockdown" = y -a "$shim_lock" = y ]; then',
+      `    echo ${MARKER.secureboot.replace('x86_64', '${grub_cpu}')}`,
+      '  else',
+      '    echo "PXE-PDHCP-E2E: GRUB runs without Secure Boot lockdown (lockdown=$lockdown shim_lock=$shim_lock)"',
+      '  fi',
+      'else',
+      `  echo ${MARKER.arm64.replace('arm64-OK', '${grub_cpu}-OK')}`,
+      'fi',
+      'echo "TFTP server $net_default_server, prefix $prefix"',
+      '',
+    ].join('\n'),
   };
 }
 
@@ -110,6 +153,7 @@ export function assembleTftpRoot(root: string): void {
     join(root, 'efi64'),
     join(root, 'efi64/pxelinux.cfg'),
     join(root, 'bios'),
+    join(root, 'grub'),
   ]) {
     chmodSync(dir, 0o755);
   }

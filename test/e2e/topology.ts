@@ -14,8 +14,13 @@ export const MAC = {
   bios: '52:54:00:77:00:01',
   uefi: '52:54:00:77:00:02',
   ipxe: '52:54:00:77:00:03',
+  secureboot: '52:54:00:77:00:04',
+  arm64: '52:54:00:77:00:05',
   bystander: '52:54:00:77:00:09',
 } as const;
+
+/** Clients whose boot loader is GRUB, which needs next-server from the router (see startRouter). */
+export const GRUB_MACS: readonly string[] = [MAC.secureboot, MAC.arm64];
 
 /** Commands the e2e run needs, with the Debian package that has each. */
 export const TOOLS: Record<string, string> = {
@@ -25,6 +30,7 @@ export const TOOLS: Record<string, string> = {
   tcpdump: 'tcpdump',
   tshark: 'tshark',
   'qemu-system-x86_64': 'qemu-system-x86',
+  'qemu-system-aarch64': 'qemu-system-arm',
 };
 
 /** Tools that are not installed, as "name (package)"; empty when all are there. */
@@ -35,25 +41,15 @@ export function missingTools(): string[] {
 }
 
 /**
- * One pxe-pdhcp configuration for every client (boot rules, first match wins): iPXE on UEFI gets the
- * script, the UEFI client's MAC gets syslinux.efi, any other UEFI client gets ipxe.efi, the rest
- * (BIOS) the positional default pxelinux.0.
+ * The one pxe-pdhcp configuration for every client: the "mixed lab" of README.md. Boot rules, first
+ * match wins: iPXE on UEFI gets the script, the UEFI client's MAC syslinux.efi, the Secure Boot
+ * client's MAC shim, any other x64 UEFI client ipxe.efi, ARM64 UEFI the arm64 GRUB, the rest (BIOS)
+ * the positional default pxelinux.0. Only the TFTP root, made per run, is given on the command line.
  */
+export const MIXED_LAB_CONFIG = join(REPO, 'test/e2e/mixed-lab.json');
+
 export function serverArgs(tftpRoot: string): string[] {
-  return [
-    '-d',
-    '-i',
-    'eth0',
-    '--tftp-root',
-    tftpRoot,
-    '--boot',
-    'arch=efi-x64,user-class=iPXE,file=boot.ipxe',
-    '--boot',
-    `mac=${MAC.uefi},file=efi64/syslinux.efi`,
-    '--boot',
-    'arch=efi-x64,file=ipxe.efi',
-    'pxelinux.0',
-  ];
+  return ['-d', '--config', MIXED_LAB_CONFIG, '--tftp-root', tftpRoot];
 }
 
 /** Options for building the LAN. */
@@ -126,7 +122,10 @@ export class Lan {
     }
   }
 
-  /** dnsmasq as the LAN's ordinary DHCP server: a range and a router option, nothing else. */
+  /**
+   * dnsmasq as the LAN's ordinary DHCP server: a range and a router option, no PXE options; for the
+   * GRUB clients alone, next-server.
+   */
   async startRouter(): Promise<void> {
     const child = this.#lab.spawn(this.router.ns, 'dnsmasq', [
       '--no-daemon',
@@ -139,6 +138,13 @@ export class Lan {
       `--dhcp-leasefile=${join(this.opts.work, 'dnsmasq.leases')}`,
       `--dhcp-range=${NET.rangeStart},${NET.rangeEnd},255.255.255.0,10m`,
       `--dhcp-option=option:router,${NET.router}`,
+      // GRUB's network stack takes its TFTP server from the router's DHCPACK only: siaddr, else
+      // option 66 (grub-core/net/drivers/efi/efinet.c reads PXE Mode->DhcpAck, never ProxyOffer;
+      // grub_net_configure_by_dhcp_ack() in grub-core/net/bootp.c). dnsmasq puts its own address in
+      // siaddr, so the two GRUB clients get next-server = pxe-pdhcp's host from the router, the one
+      // setting README's "Secure Boot" section asks of the router. Every other client gets nothing.
+      ...GRUB_MACS.map((mac) => `--dhcp-host=${mac},set:grub`),
+      `--dhcp-option=tag:grub,option:server-ip-address,${NET.server}`,
     ]);
     const echo = this.opts.echo;
     this.dhcp = new Transcript('dnsmasq', child, echo ? (l) => echo('router', l) : undefined);
