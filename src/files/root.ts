@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, sep } from 'node:path';
 import type { Readable } from 'node:stream';
+import { remapName, type NameContext, type RemapRule } from './remap.js';
 
 /**
  * The one place that turns a name from the network into an open file. TFTP, HTTP, `--check` and
@@ -97,15 +98,31 @@ export class FileRoot {
     this.path = path;
   }
 
+  /** `--remap` rules in force: a function, so a reload applies to the next request. */
+  #remap: () => readonly RemapRule[] = () => [];
+
+  /** Rewrite requested names with these rules before resolving them (`--remap`). */
+  setRemap(rules: () => readonly RemapRule[]): this {
+    this.#remap = rules;
+    return this;
+  }
+
+  /** The name `requested` stands for after `--remap` (itself when no rule applies); not yet cleaned. */
+  rename(requested: string, client?: NameContext): string {
+    const rules = this.#remap();
+    return rules.length === 0 ? requested : remapName(rules, requested, client).name;
+  }
+
   /**
-   * Open `requested` for reading. The name is cleaned (`cleanName`), its real path must lie inside
+   * Open `requested` for reading, as `client` asks for it (for `--remap`; remapping comes first, and
+   * its result is treated as any requested name). The name is cleaned (`cleanName`), its real path must lie inside
    * the root's real path, the open refuses a symlink in the last place and a FIFO cannot block it,
    * what was opened must be a regular file, and the descriptor's own path (/proc/self/fd) must still
    * lie inside the root: so a directory swapped for a symlink between the check and the open serves
    * nothing.
    */
-  async open(requested: string): Promise<OpenResult> {
-    const parts = cleanName(requested);
+  async open(requested: string, client?: NameContext): Promise<OpenResult> {
+    const parts = cleanName(this.rename(requested, client));
     if (parts === null) return { ok: false, reason: 'bad-name' };
     if (parts.length === 0) return { ok: false, reason: 'not-a-file' };
     let root: string;
@@ -137,8 +154,11 @@ export class FileRoot {
   }
 
   /** Whether `requested` would be served, with the reason when not (`--check`, start-up warnings). */
-  async check(requested: string): Promise<{ ok: true; size: number } | { ok: false; reason: Refusal }> {
-    const r = await this.open(requested);
+  async check(
+    requested: string,
+    client?: NameContext,
+  ): Promise<{ ok: true; size: number } | { ok: false; reason: Refusal }> {
+    const r = await this.open(requested, client);
     if (!r.ok) return r;
     const { size } = r.file;
     await r.file.close();
