@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config } from '../daemon/config.js';
+import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config, type HttpConfig, type TftpConfig } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../daemon/logging.js';
 import { parseClientPatterns } from '../pxe/acl.js';
@@ -259,19 +259,29 @@ export function resolveConfig(cli: RawOptions): Config {
       proxy: int(raw, 'proxy-port', 4011, 0, 65535),
       client: int(raw, 'client-port', 68, 1, 65535),
     },
-    tftp: {
-      enabled: bool(raw, 'tftp') ?? true,
-      root: tftpRoot,
-      port: int(raw, 'tftp-port', 69, 0, 65535),
-      maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
-      idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
-    },
-    http: {
-      enabled: httpOn,
-      root: str(raw, 'http-root') !== undefined ? resolve(str(raw, 'http-root')!) : tftpRoot,
-      port: int(raw, 'http-port', 80, 0, 65535),
-      maxConnections: int(raw, 'http-max-connections', HTTP_DEFAULTS.maxConnections, 1, 100_000),
-      boot: httpBoot,
-    },
+    tftp: tftpConfig(raw, tftpRoot),
+    http: httpConfig(raw, tftpRoot, httpOn, httpBoot),
+  };
+}
+
+/** The bundled TFTP server's settings. */
+function tftpConfig(raw: RawOptions, root: string): TftpConfig {
+  return {
+    enabled: bool(raw, 'tftp') ?? true,
+    root,
+    port: int(raw, 'tftp-port', 69, 0, 65535),
+    maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
+    idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
+  };
+}
+
+/** The bundled HTTP server's settings; it serves the TFTP root unless --http-root names another. */
+function httpConfig(raw: RawOptions, tftpRoot: string, enabled: boolean, boot: boolean): HttpConfig {
+  return {
+    enabled,
+    root: str(raw, 'http-root') !== undefined ? resolve(str(raw, 'http-root')!) : tftpRoot,
+    port: int(raw, 'http-port', 80, 0, 65535),
+    maxConnections: int(raw, 'http-max-connections', HTTP_DEFAULTS.maxConnections, 1, 100_000),
+    boot,
   };
 }
