@@ -22,16 +22,36 @@ export interface OpenFile {
   /** Bytes `start`..`end` (inclusive) as a stream with backpressure; does not close the file. */
   stream(start: number, end: number): Readable;
   close(): Promise<void>;
+  /** Set for a file from `--upstream`: `hit` when it came from the cache, `miss` when fetched for this request. */
+  readonly cache?: 'hit' | 'miss';
+  /**
+   * True while the file is still arriving from upstream: reads wait for their bytes, so a reader
+   * should ask for small pieces to get the first ones early (src/tftp/chunks.ts does).
+   */
+  readonly arriving?: boolean;
 }
 
 /**
  * Why a name was refused: the counter name and log field. Callers answer every one of them as
  * "not found" except `no-permission`, so a client cannot tell a name outside the root from a
- * missing one.
+ * missing one, and `upstream-error` (the upstream failed: TFTP "Upstream error", HTTP 502).
  */
-export type Refusal = 'bad-name' | 'outside-root' | 'not-found' | 'not-a-file' | 'no-permission';
+export type Refusal = 'bad-name' | 'outside-root' | 'not-found' | 'not-a-file' | 'no-permission' | 'upstream-error';
 
 export type OpenResult = { ok: true; file: OpenFile } | { ok: false; reason: Refusal };
+
+export type CheckResult = { ok: true; size: number } | { ok: false; reason: Refusal };
+
+/**
+ * Where names missing from the root come from (`--upstream`: src/files/cache.ts). Names it gets are
+ * already cleaned and joined with `/`. It refuses with `not-found` (the upstream has no such file)
+ * or `upstream-error` (timeout, 5xx, TLS failure: "file not found" would be a lie).
+ */
+export interface FileSource {
+  open(name: string): Promise<OpenResult>;
+  /** Whether `name` would be served, without fetching it (a HEAD upstream). */
+  check(name: string): Promise<CheckResult>;
+}
 
 // NUL and other control characters have no place in a file name and confuse logs and C libraries.
 // eslint-disable-next-line no-control-regex
@@ -91,11 +111,14 @@ function openFile(handle: FileHandle, name: string, size: number, mtime: Date): 
 export class FileRoot {
   /** Absolute path, as configured (it may itself be a symlink). */
   readonly path: string;
+  /** Names the root does not hold are asked of this (`--upstream`); the root wins. */
+  readonly upstream: FileSource | undefined;
 
   /** @param path an absolute directory (the command line makes paths absolute when parsing) */
-  constructor(path: string) {
+  constructor(path: string, upstream?: FileSource) {
     if (!isAbsolute(path)) throw new TypeError(`FileRoot needs an absolute path, got ${path}`);
     this.path = path;
+    this.upstream = upstream;
   }
 
   /** `--remap` rules in force: a function, so a reload applies to the next request. */
@@ -125,6 +148,13 @@ export class FileRoot {
     const parts = cleanName(this.rename(requested, client));
     if (parts === null) return { ok: false, reason: 'bad-name' };
     if (parts.length === 0) return { ok: false, reason: 'not-a-file' };
+    const local = await this.#openLocal(parts);
+    // Only a name missing here goes upstream: one refused for any other reason stays refused.
+    if (local.ok || local.reason !== 'not-found' || !this.upstream) return local;
+    return this.upstream.open(parts.join('/'));
+  }
+
+  async #openLocal(parts: string[]): Promise<OpenResult> {
     let root: string;
     let real: string;
     try {
@@ -154,12 +184,13 @@ export class FileRoot {
   }
 
   /** Whether `requested` would be served, with the reason when not (`--check`, start-up warnings). */
-  async check(
-    requested: string,
-    client?: NameContext,
-  ): Promise<{ ok: true; size: number } | { ok: false; reason: Refusal }> {
-    const r = await this.open(requested, client);
-    if (!r.ok) return r;
+  async check(requested: string, client?: NameContext): Promise<CheckResult> {
+    const parts = cleanName(this.rename(requested, client));
+    if (parts === null) return { ok: false, reason: 'bad-name' };
+    if (parts.length === 0) return { ok: false, reason: 'not-a-file' };
+    // Upstream, a HEAD (or the cache's entry): checking never downloads.
+    const r = await this.#openLocal(parts);
+    if (!r.ok) return r.reason === 'not-found' && this.upstream ? this.upstream.check(parts.join('/')) : r;
     const { size } = r.file;
     await r.file.close();
     return { ok: true, size };
