@@ -149,14 +149,28 @@ function fetchTraps(res: ProbeResult): Finding[] {
     }
   }
   const px = res.fetch?.pxelinux;
-  if (px && !px.config && px.searched.every((s) => !s.found)) {
+  if (px && !px.ldlinux.found) {
+    const boot = res.final?.file ?? 'the boot file';
+    out.push({
+      level: 'error',
+      code: 'pxelinux-no-ldlinux',
+      text:
+        `${boot} loads ${px.ldlinux.file} from its own directory before any config, and stops without it ` +
+        `("Failed to load ${px.ldlinux.file.replace(/^.*\//, '')}"): copy it from the same syslinux release ` +
+        '(Debian: syslinux-common, /usr/lib/syslinux/modules/bios or efi64) next to the boot file.',
+    });
+  } else if (px && !px.config && px.searched.every((s) => !s.found)) {
     out.push({
       level: 'error',
       code: 'pxelinux-no-config',
       text: `pxelinux would find no config file: none of ${px.searched.length} names exists (last: ${px.searched.at(-1)?.file ?? '-'}).`,
     });
   } else if (px?.config && !px.entry) {
-    out.push({ level: 'error', code: 'pxelinux-no-entry', text: `${px.config} has no default entry with a kernel.` });
+    out.push({
+      level: 'error',
+      code: 'pxelinux-no-entry',
+      text: `${px.config} has no default entry with a kernel or LOCALBOOT.`,
+    });
   }
   return out;
 }

@@ -3,6 +3,7 @@ import {
   configSearchOrder,
   defaultBootEntry,
   isPxelinux,
+  ldlinuxOf,
   parsePxelinuxConfig,
   pathPrefix,
   resolvePath,
@@ -15,7 +16,7 @@ export interface TransferReport {
   file: string;
   server: string;
   ok: boolean;
-  /** What the file is in the boot: `boot file`, `config`, `kernel`, `initrd`. */
+  /** What the file is in the boot: `boot file`, `ldlinux`, `config`, `kernel`, `initrd`. */
   role: string;
   bytes?: number;
   sha256?: string;
@@ -31,6 +32,8 @@ export interface TransferReport {
 export interface FetchReport {
   transfers: TransferReport[];
   pxelinux?: {
+    /** The core module fetched before any config (`ldlinux.c32`, `ldlinux.e64`), and whether it came. */
+    ldlinux: { file: string; found: boolean };
     /** Config names tried in pxelinux's order, and whether each was found. */
     searched: { file: string; found: boolean }[];
     config?: string;
@@ -47,6 +50,8 @@ export interface FetchPlan {
   mac: Buffer;
   clientIp: string;
   uuid?: Buffer;
+  /** Option 93 the probe sent: picks `ldlinux.e64` or `ldlinux.e32` after syslinux.efi. */
+  arch: number;
   /** TFTP block size to ask for (docs/tftp.md#option-negotiation: EDK2 asks 1468 at MTU 1500). */
   blksize: number;
   windowsize: number;
@@ -77,8 +82,9 @@ function report(role: string, file: string, server: string, r: TftpResult): Tran
 const MAX_INCLUDE_DEPTH = 4;
 
 /**
- * Download the boot file; when it is pxelinux, walk its config search order, follow INCLUDE lines,
- * and download the default entry's kernel and initrds, as pxelinux would.
+ * Download the boot file; when it is pxelinux (or syslinux.efi), fetch its ldlinux module, walk its
+ * config search order, follow INCLUDE lines, and download the default entry's kernel and initrds,
+ * as pxelinux would. A `LOCALBOOT` default is a complete boot: it needs no more files.
  */
 export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise<FetchReport> {
   const transfers: TransferReport[] = [];
@@ -99,6 +105,11 @@ export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise
   const boot = await one('boot file', plan.bootFile);
   if (!boot.ok || !isPxelinux(plan.bootFile)) return { transfers, ok: boot.ok };
   const prefix = pathPrefix(plan.bootFile);
+  // The core loads ldlinux from its own directory before any config, with the config's TFTP options.
+  const ldName = `${prefix}${ldlinuxOf(plan.bootFile, plan.arch)}`;
+  const ld = await one('ldlinux', ldName, { blksize: 1408, windowsize: undefined });
+  const ldlinux = { file: ldName, found: ld.ok };
+  if (!ld.ok) return { transfers, pxelinux: { ldlinux, searched: [] }, ok: false };
   const searched: { file: string; found: boolean }[] = [];
   let text: string | undefined;
   let config: string | undefined;
@@ -115,7 +126,7 @@ export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise
     }
     if (!notFound) break; // a timeout or another error stops pxelinux too
   }
-  if (text === undefined) return { transfers, pxelinux: { searched }, ok: false };
+  if (text === undefined) return { transfers, pxelinux: { ldlinux, searched }, ok: false };
   let cfg = parsePxelinuxConfig(text);
   for (let depth = 0; !defaultBootEntry(cfg) && cfg.includes.length > 0 && depth < MAX_INCLUDE_DEPTH; depth++) {
     const inc = resolvePath(prefix, cfg.includes[0]!);
@@ -130,8 +141,10 @@ export async function fetchBoot(plan: FetchPlan, get: Getter = tftpGet): Promise
     };
   }
   const entry = defaultBootEntry(cfg);
-  if (!entry) return { transfers, pxelinux: { searched, config: config! }, ok: false };
+  const found = { ldlinux, searched, config: config! };
+  if (!entry) return { transfers, pxelinux: found, ok: false };
+  if (entry.kernel === undefined) return { transfers, pxelinux: { ...found, entry }, ok: true };
   let ok = (await one('kernel', resolvePath(prefix, entry.kernel))).ok;
   for (const initrd of entry.initrd) ok = (await one('initrd', resolvePath(prefix, initrd))).ok && ok;
-  return { transfers, pxelinux: { searched, config: config!, entry }, ok };
+  return { transfers, pxelinux: { ...found, entry }, ok };
 }

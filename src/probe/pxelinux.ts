@@ -6,6 +6,16 @@ export function isPxelinux(file: string): boolean {
   return /pxelinux\.0$/.test(base) || base === 'syslinux.efi';
 }
 
+/**
+ * The module that the pxelinux/syslinux.efi core loads from its own directory before it reads any
+ * config (syslinux `core/elflink/load_env32.c`): `ldlinux.c32` for BIOS, `ldlinux.e64` for x64 UEFI,
+ * `ldlinux.e32` for IA32 UEFI. Without it the boot stops ("Failed to load ldlinux.c32").
+ */
+export function ldlinuxOf(bootFile: string, arch: number): string {
+  if (posix.basename(bootFile).toLowerCase() !== 'syslinux.efi') return 'ldlinux.c32';
+  return arch === 6 ? 'ldlinux.e32' : 'ldlinux.e64';
+}
+
 /** The directory part of the boot file: pxelinux's path prefix (docs/firmware.md#pxelinux). */
 export function pathPrefix(bootFile: string): string {
   const slash = bootFile.lastIndexOf('/');
@@ -38,6 +48,8 @@ export function configSearchOrder(prefix: string, mac: Buffer, ip: string, uuid?
 export interface PxelinuxLabel {
   name: string;
   kernel?: string;
+  /** `LOCALBOOT type`: boot from the local disk (type 0 on BIOS; any value on UEFI). */
+  localBoot?: number;
   initrd: string[];
   append?: string;
   menuDefault: boolean;
@@ -73,6 +85,7 @@ export function parsePxelinuxConfig(text: string): PxelinuxConfig {
     else if (key === 'include') cfg.includes.push(value.split(/\s+/)[0]!);
     else if (key === 'menu' && /^default\b/i.test(value) && label) label.menuDefault = true;
     else if (label && KERNEL_KEYWORDS.has(key)) label.kernel = value;
+    else if (label && key === 'localboot') label.localBoot = Number.parseInt(value, 10) || 0;
     else if (label && key === 'initrd') label.initrd.push(...value.split(','));
     else if (label && key === 'append') label.append = value;
   }
@@ -84,12 +97,15 @@ export function parsePxelinuxConfig(text: string): PxelinuxConfig {
   return cfg;
 }
 
-/** What pxelinux would boot without a keypress: a kernel and its initrds. */
+/** What pxelinux would boot without a keypress: a kernel and its initrds, or the local disk. */
 export interface BootEntry {
   label: string;
-  kernel: string;
+  /** Absent for a `LOCALBOOT` entry. */
+  kernel?: string;
   initrd: string[];
   append?: string;
+  /** `LOCALBOOT type`: a valid default, which hands the machine back to its local boot order. */
+  localBoot?: number;
 }
 
 function isModule(entry: string): boolean {
@@ -116,6 +132,7 @@ export function defaultBootEntry(cfg: PxelinuxConfig): BootEntry | undefined {
       ...(chosen.append ? { append: chosen.append } : {}),
     };
   }
+  if (chosen?.localBoot !== undefined) return { label: chosen.name, initrd: [], localBoot: chosen.localBoot };
   if (!chosen && cfg.defaultEntry && !isModule(cfg.defaultEntry)) {
     const [kernel, ...args] = cfg.defaultEntry.split(/\s+/);
     const append = args.join(' ');

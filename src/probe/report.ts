@@ -72,13 +72,16 @@ function fetchText(r: ProbeResult): string[] {
   const px = r.fetch.pxelinux;
   lines.push(...r.fetch.transfers.filter((t) => t.role === 'boot file').map(transferLine));
   if (px) {
+    lines.push(`  ldlinux: ${px.ldlinux.file}${px.ldlinux.found ? '' : ' MISSING'}`);
     lines.push(
       `  pxelinux config search: ${px.searched.map((s) => `${s.file.replace(/^.*pxelinux\.cfg\//, '')}${s.found ? ' (found)' : ''}`).join(', ')}`,
     );
-    if (px.entry)
+    if (px.entry?.kernel !== undefined)
       lines.push(
         `  default entry "${px.entry.label}": kernel ${px.entry.kernel}${px.entry.initrd.length ? `, initrd ${px.entry.initrd.join(',')}` : ''}`,
       );
+    else if (px.entry)
+      lines.push(`  default entry: local boot (label "${px.entry.label}", LOCALBOOT ${px.entry.localBoot})`);
   }
   lines.push(...r.fetch.transfers.filter((t) => t.role !== 'boot file').map(transferLine));
   return lines;

@@ -234,6 +234,7 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
         mac: o.mac,
         clientIp: res.lease.address,
         ...(o.uuid ? { uuid: o.uuid } : {}),
+        arch: o.arch,
         blksize: o.blksize ?? mtuOf(o.iface) - 32,
         windowsize: o.windowsize,
       });

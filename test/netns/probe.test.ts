@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +35,7 @@ describe('pxe-probe in network namespaces', () => {
     chmodSync(tftpRoot, 0o755); // in.tftpd reads as nobody
     mkdirSync(join(tftpRoot, 'pxelinux.cfg'));
     writeFileSync(join(tftpRoot, 'pxelinux.0'), files.nbp);
+    writeFileSync(join(tftpRoot, 'ldlinux.c32'), randomBytes(1000)); // fetched before any config
     writeFileSync(join(tftpRoot, 'vmlinuz'), files.kernel);
     writeFileSync(join(tftpRoot, 'initrd.img'), files.initrd);
     // A chain: the 01-MAC file only includes the real one.
@@ -155,6 +157,64 @@ describe('pxe-probe in network namespaces', () => {
         assert.deepEqual(efi.result.final, { nextServer: '10.78.0.2', file: 'pxelinux.0', from: '10.78.0.2' });
       }),
     );
+  });
+
+  it('`sudo make run` as a new user runs it: LOCALBOOT default is a good boot (BIOS, UEFI); no ldlinux is an error', async () => {
+    // The TFTP root `make run` builds (`make tftproot`: Debian's pxelinux, syslinux.efi, ldlinux.*,
+    // a pxelinux.cfg/default whose default entry is LOCALBOOT 0), served with `make run`'s ARGS.
+    const dir = mkdtempSync(join(tmpdir(), 'probe-make-tftproot-'));
+    chmodSync(dir, 0o755);
+    const root = join(dir, 'srv-tftp');
+    try {
+      execFileSync('make', ['-C', ROOT, '--no-print-directory', '-s', 'tftproot', `TFTP_ROOT=${root}`], {
+        stdio: 'pipe',
+      });
+      const makeRun = [
+        '-d',
+        '-i',
+        'eth0',
+        '--tftp-root',
+        root,
+        '--boot',
+        'arch=efi-x64,file=syslinux.efi',
+        'pxelinux.0',
+      ];
+      await withRouter([], () =>
+        withProxy(process.execPath, [DAEMON, ...makeRun], async () => {
+          for (const [arch, ldlinux] of [
+            ['bios', 'ldlinux.c32'],
+            ['efi-x64', 'ldlinux.e64'],
+          ] as const) {
+            const { code, result } = await probe('--arch', arch, '--fetch');
+            assert.equal(code, 0, `${arch}: ${JSON.stringify(result.findings)}`);
+            assert.deepEqual(result.findings, []);
+            const px = result.fetch?.pxelinux;
+            assert.deepEqual(px?.ldlinux, { file: ldlinux, found: true });
+            assert.equal(px?.config, 'pxelinux.cfg/default');
+            assert.deepEqual(px?.entry, { label: 'local', initrd: [], localBoot: 0 });
+            assert.deepEqual(
+              result.fetch?.transfers.map((t) => t.role),
+              ['boot file', 'ldlinux', 'config'],
+            );
+          }
+          const text = await lab.exec(client.ns, process.execPath, [PROBE, '-i', 'eth0', '--timeout', '2', '--fetch']);
+          assert.equal(text.code, 0, text.stdout);
+          assert.match(text.stdout, /default entry: local boot/);
+          assert.match(text.stdout, /RESULT: OK/);
+          // The classic trap: pxelinux.0 without ldlinux.c32 beside it.
+          rmSync(join(root, 'ldlinux.c32'));
+          const bad = await probe('--fetch');
+          assert.equal(bad.code, 1);
+          assert.deepEqual(
+            bad.result.findings.map((f) => f.code),
+            ['tftp-file-missing', 'pxelinux-no-ldlinux'],
+          );
+          assert.deepEqual(bad.result.fetch?.pxelinux?.searched, []);
+        }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('with no proxy at all: exit 1, "no proxy" diagnosis', async () => {

@@ -61,6 +61,30 @@ describe('client packets imitate real firmware', () => {
     assert.deepEqual(ours.options.get(60), real.options.get(60));
   });
 
+  it('--arch efi-arm64 sends what AAVMF sends (aavmf-edk2-discover.hex, aavmf-edk2-request-4011-binl.hex)', () => {
+    const real = decodeDhcp(fixture('aavmf-edk2-discover'));
+    const mac = Buffer.from('525400770005', 'hex');
+    // AAVMF on QEMU's virt machine has no SMBIOS UUID: option 97 is 17 zero bytes.
+    const args = parseProbeArgs(['-i', 'eth0', '--mac', '52:54:00:77:00:05', '--arch', 'efi-arm64', '--uuid', 'none']);
+    assert.equal(args.kind, 'run');
+    const arch = args.kind === 'run' ? args.options.arch : -1;
+    const id = { mac, arch, uuid: Buffer.alloc(16) };
+    assert.equal(id.arch, 11);
+    assert.equal(firmwareOf(id), 'edk2');
+    const ours = decodeDhcp(encodeDhcp(buildDiscover(id, real.transactionId)));
+    assert.deepEqual(codes(ours), codes(real));
+    for (const code of codes(real)) assert.deepEqual(ours.options.get(code), real.options.get(code), `option ${code}`);
+    assert.equal(real.options.get(60)?.toString('latin1'), 'PXEClient:Arch:00011:UNDI:003000');
+    assert.equal(ours.flags, real.flags);
+    assert.deepEqual(ours.clientHardware, real.clientHardware);
+    const binl = decodeDhcp(fixture('aavmf-edk2-request-4011-binl'));
+    const boot = buildBootRequest(id, binl.transactionId, { clientIp: binl.clientIp, serverId: '10.77.0.2' });
+    assert.deepEqual(boot.options.get(60), binl.options.get(60));
+    assert.deepEqual(boot.options.get(93), binl.options.get(93));
+    assert.deepEqual(boot.options.get(94), binl.options.get(94));
+    assert.equal(boot.flags, binl.flags);
+  });
+
   it('REQUEST names server and address; 4011 request has ciaddr, flags 0 and sub-option 71; RELEASE', () => {
     const id = { mac: MAC, arch: 7, uuid: GUID };
     const req = buildRequest(id, 9, '10.77.0.1', '10.77.0.101');
@@ -207,6 +231,7 @@ describe('pxelinux', () => {
   it('fetchBoot walks the search order, follows INCLUDE and fetches kernel and initrd', async () => {
     const files: Record<string, string> = {
       'pxelinux.0': 'nbp',
+      'ldlinux.c32': 'core module',
       'pxelinux.cfg/C0A8': 'INCLUDE pxelinux.cfg/common\n',
       'pxelinux.cfg/common': 'DEFAULT l\nLABEL l\n KERNEL k\n INITRD i\n',
       k: 'kernel',
@@ -223,16 +248,92 @@ describe('pxelinux', () => {
       );
     };
     const r = await fetchBoot(
-      { server: '10.0.0.2', bootFile: 'pxelinux.0', mac: MAC, clientIp: '192.168.2.91', blksize: 1468, windowsize: 4 },
+      {
+        server: '10.0.0.2',
+        bootFile: 'pxelinux.0',
+        mac: MAC,
+        clientIp: '192.168.2.91',
+        arch: 0,
+        blksize: 1468,
+        windowsize: 4,
+      },
       get,
     );
     assert.equal(r.ok, true);
+    assert.deepEqual(asked.slice(0, 3), ['pxelinux.0', 'ldlinux.c32', 'pxelinux.cfg/01-52-54-00-77-00-02']);
     assert.deepEqual(asked.slice(-4), ['pxelinux.cfg/C0A8', 'pxelinux.cfg/common', 'k', 'i']);
     assert.deepEqual(
       r.transfers.map((t) => t.role),
-      ['boot file', 'config', 'config', 'kernel', 'initrd'],
+      ['boot file', 'ldlinux', 'config', 'config', 'kernel', 'initrd'],
     );
     assert.equal(r.pxelinux?.searched.filter((s) => !s.found).length, 5);
+  });
+
+  /** A TFTP server holding `files`; records what was asked. */
+  function server(files: Record<string, string>): {
+    asked: string[];
+    get: (o: { file: string }) => Promise<TftpResult>;
+  } {
+    const asked: string[] = [];
+    const get = (o: { file: string }): Promise<TftpResult> => {
+      asked.push(o.file);
+      const body = files[o.file];
+      return Promise.resolve(
+        body === undefined
+          ? { ok: false, failure: { kind: 'error', code: 1, name: 'FILE_NOT_FOUND', message: 'not found' }, ms: 1 }
+          : { ok: true, data: Buffer.from(body), ms: 1, blksize: 1408, windowsize: 1 },
+      );
+    };
+    return { asked, get };
+  }
+  const plan = (bootFile: string, arch: number) => ({
+    server: '10.0.0.2',
+    bootFile,
+    mac: MAC,
+    clientIp: '10.0.0.50',
+    arch,
+    blksize: 1468,
+    windowsize: 4,
+  });
+  // `make tftproot`'s default (Makefile): a prompt, then LOCALBOOT 0.
+  const LOCAL = 'SAY hello\nPROMPT 1\nTIMEOUT 100\nDEFAULT local\nLABEL local\n  LOCALBOOT 0\n';
+
+  it('LOCALBOOT is a valid default: local boot, no kernel asked for, success (BIOS and UEFI flavours)', async () => {
+    assert.deepEqual(defaultBootEntry(parsePxelinuxConfig(LOCAL)), { label: 'local', initrd: [], localBoot: 0 });
+    // syslinux.efi configs spell it in lower case, with -1 or any type; MENU DEFAULT picks it too.
+    const efi = parsePxelinuxConfig('UI menu.c32\nlabel linux\n kernel k\nlabel disk\n menu default\n localboot -1\n');
+    assert.deepEqual(defaultBootEntry(efi), { label: 'disk', initrd: [], localBoot: -1 });
+    for (const [bootFile, arch, module] of [
+      ['pxelinux.0', 0, 'ldlinux.c32'],
+      ['syslinux.efi', 7, 'ldlinux.e64'],
+      ['efi64/syslinux.efi', 9, 'efi64/ldlinux.e64'],
+      ['efi32/syslinux.efi', 6, 'efi32/ldlinux.e32'],
+    ] as const) {
+      const dir = bootFile.includes('/') ? bootFile.replace(/[^/]*$/, '') : '';
+      const { asked, get } = server({
+        [bootFile]: 'nbp',
+        [module]: 'core',
+        [`${dir}pxelinux.cfg/default`]: LOCAL,
+      });
+      const r = await fetchBoot(plan(bootFile, arch), get);
+      assert.equal(r.ok, true, bootFile);
+      assert.deepEqual(r.pxelinux?.ldlinux, { file: module, found: true });
+      assert.deepEqual(r.pxelinux?.entry, { label: 'local', initrd: [], localBoot: 0 });
+      assert.equal(asked[1], module, `${bootFile}: ${module} comes before any config`);
+      assert.equal(asked.at(-1), `${dir}pxelinux.cfg/default`, 'nothing asked after the config');
+      assert.deepEqual(
+        r.transfers.map((t) => t.role),
+        ['boot file', 'ldlinux', 'config'],
+      );
+    }
+  });
+
+  it('a missing ldlinux stops the walk, as it stops pxelinux: no config asked, not ok', async () => {
+    const { asked, get } = server({ 'pxelinux.0': 'nbp', 'pxelinux.cfg/default': LOCAL });
+    const r = await fetchBoot(plan('pxelinux.0', 0), get);
+    assert.equal(r.ok, false);
+    assert.deepEqual(asked, ['pxelinux.0', 'ldlinux.c32']);
+    assert.deepEqual(r.pxelinux, { ldlinux: { file: 'ldlinux.c32', found: false }, searched: [] });
   });
 });
 
