@@ -40,6 +40,7 @@ export type HttpCounter =
   | 'http-forbidden'
   | 'http-bad-method'
   | 'http-range-not-satisfiable'
+  | 'http-bad-gateway'
   | 'http-script'
   | 'http-aborted'
   | 'http-connection-refused'
@@ -105,12 +106,22 @@ const STATUS_COUNTER: Readonly<Record<number, HttpCounter>> = {
   405: 'http-bad-method',
   416: 'http-range-not-satisfiable',
   500: 'http-internal-error',
+  502: 'http-bad-gateway',
 };
 
-/** Refusals from `FileRoot` as statuses: only a permission problem is told apart (docs/daemon.md). */
+/**
+ * Refusals from `FileRoot` as statuses: only a permission problem is told apart (docs/daemon.md),
+ * and an upstream that failed (`--upstream`: timeout, 5xx, TLS), which is a 502, not a missing file.
+ */
 function statusOfRefusal(r: Refusal): number {
-  return r === 'no-permission' ? 403 : 404;
+  return r === 'no-permission' ? 403 : r === 'upstream-error' ? 502 : 404;
 }
+
+const REFUSAL_BODY: Readonly<Record<number, string>> = {
+  403: 'Forbidden\n',
+  404: 'Not Found\n',
+  502: 'Bad Gateway\n',
+};
 
 /** Last-Modified and If-Modified-Since have whole seconds (RFC 9110 §5.6.7). */
 const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
@@ -315,7 +326,7 @@ export class HttpServer {
     if (!opened.ok) {
       outcome.detail = { refused: opened.reason };
       const status = statusOfRefusal(opened.reason);
-      return this.#plain(res, status, status === 403 ? 'Forbidden\n' : 'Not Found\n', head);
+      return this.#plain(res, status, REFUSAL_BODY[status]!, head);
     }
     this.#sendFile(req, res, opened.file, outcome);
   }
@@ -326,6 +337,11 @@ export class HttpServer {
     res.setHeader('Last-Modified', lastModified);
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('Content-Type', contentTypeOf(file.name));
+    // A file from --upstream says whether the cache had it (pxe-probe --fetch reports it).
+    if (file.cache) {
+      res.setHeader('X-Cache', file.cache);
+      outcome.detail = { ...outcome.detail, cache: file.cache };
+    }
     const since = req.headers['if-modified-since'];
     const sinceMs = since !== undefined ? Date.parse(since) : NaN;
     if (!Number.isNaN(sinceMs) && seconds(file.mtime) <= Math.floor(sinceMs / 1000)) {

@@ -4,10 +4,14 @@ import { DATA_HEADER_LEN, writeDataHeader } from '../wire/tftp-packet.js';
 export interface BlockSource {
   readonly size: number;
   readv(buffers: Buffer[], position: number): Promise<number>;
+  /** Still arriving from upstream (src/files/cache.ts): a read waits for all its bytes, so read small. */
+  readonly arriving?: boolean;
 }
 
 /** Target bytes per file read: few syscalls, bounded memory per transfer. */
 const CHUNK_BYTES = 256 * 1024;
+/** For a file still arriving: the first block goes out once this much is in, not 256 KiB. */
+const ARRIVING_CHUNK_BYTES = 16 * 1024;
 /** Linux IOV_MAX: a readv with more buffers would be cut short. */
 const MAX_CHUNK_BLOCKS = 1024;
 /** Acknowledged chunk buffers kept for reuse. */
@@ -55,7 +59,7 @@ export class ChunkReader {
     this.blockSize = blockSize;
     this.stride = DATA_HEADER_LEN + blockSize;
     this.totalBlocks = Math.floor(source.size / blockSize) + 1;
-    const byBytes = Math.ceil(CHUNK_BYTES / blockSize);
+    const byBytes = Math.ceil((source.arriving ? ARRIVING_CHUNK_BYTES : CHUNK_BYTES) / blockSize);
     this.blocksPerChunk = Math.min(MAX_CHUNK_BLOCKS, Math.max(byBytes, 2 * window));
     this.#onReady = onReady;
     this.#onError = onError;

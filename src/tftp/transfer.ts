@@ -25,8 +25,12 @@ export type StartFailure =
 export type TransferEnd =
   { kind: 'ended'; summary: SessionSummary } | { kind: 'stopped'; outcome: 'evicted' | 'aborted' } | StartFailure;
 
-/** The ERROR a client gets for a refusal. Outside the root reads as missing: nothing outside can be probed. */
+/**
+ * The ERROR a client gets for a refusal. Outside the root reads as missing: nothing outside can be
+ * probed. An upstream failure is not "not found": the file may well exist (error 0, RFC 1350).
+ */
 export function refusalError(reason: Refusal): { code: number; message: string } {
+  if (reason === 'upstream-error') return { code: TftpErrorCode.NOT_DEFINED, message: 'Upstream error' };
   return reason === 'no-permission'
     ? { code: TftpErrorCode.ACCESS_VIOLATION, message: 'Access violation' }
     : { code: TftpErrorCode.FILE_NOT_FOUND, message: 'File not found' };
