@@ -64,7 +64,7 @@ $(ARM64_GRUB):
 test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
 
-## e2e: real PXE firmware under QEMU (BIOS, UEFI, iPXE chainload) plus a bystander boots through
+## e2e: real PXE firmware under QEMU (BIOS, UEFI, iPXE chainload, Secure Boot, ARM64) plus a bystander boots through
 ## the built daemon beside a PXE-less dnsmasq, in network namespaces; needs root.
 E2E_TESTS = $(shell find test/e2e -name '*.test.ts' | sort)
 e2e:

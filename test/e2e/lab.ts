@@ -1,5 +1,5 @@
 /**
- * `make lab CLIENT=bios|uefi|ipxe`: build the e2e LAN, boot one QEMU client through our daemon and
+ * `make lab CLIENT=bios|uefi|ipxe|secureboot|arm64`: build the e2e LAN, boot one QEMU client through our daemon and
  * show the transcript live (router, our log, the client's serial console), then clean up.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
