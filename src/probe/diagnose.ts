@@ -175,9 +175,41 @@ function fetchTraps(res: ProbeResult): Finding[] {
   return out;
 }
 
+/** Boot files that are shim or GRUB, which take GRUB's TFTP server from the router (docs/firmware.md#shim-and-grub). */
+const SHIM_OR_GRUB = /(^|\/)(shim\w*|grub\w*)\.efi$/i;
+
+/**
+ * GRUB reads its TFTP server from the address server's DHCPACK only (siaddr, else option 66), never
+ * from a proxy: when the router names another server, GRUB after shim cannot find its grub.cfg.
+ */
+function grubTraps(lease: OfferSummary | undefined, res: ProbeResult): Finding[] {
+  const f = res.final;
+  if (!lease || !f || !SHIM_OR_GRUB.test(f.file)) return [];
+  const tftp = f.nextServer !== '0.0.0.0' ? f.nextServer : f.from;
+  const named = lease.nextServer !== '0.0.0.0' ? lease.nextServer : lease.tftpServerName;
+  if (named === tftp) return [];
+  return [
+    {
+      level: 'warning',
+      code: 'grub-server-from-router',
+      text:
+        `"${f.file}" is shim or GRUB: GRUB takes its TFTP server only from the DHCP server's answer, ` +
+        `which names ${named ? `${named}, not ${tftp}` : 'none'} (siaddr ${lease.nextServer}` +
+        `${lease.tftpServerName !== undefined ? `, option 66 "${lease.tftpServerName}"` : ''}); ` +
+        `no proxy can change that, so GRUB will not find its grub.cfg: set next-server ${tftp} on ${lease.server}.`,
+    },
+  ];
+}
+
 /** Name the classic PXE traps in plain words. Pure. */
 export function diagnose(res: ProbeResult): Finding[] {
   const lease = res.offers.find((o) => o.kind === 'address');
   const proxies = res.offers.filter((o) => o.kind === 'proxy');
-  return [...(lease ? routerTraps(lease) : []), ...proxyTraps(proxies, res), ...exchangeTraps(res), ...fetchTraps(res)];
+  return [
+    ...(lease ? routerTraps(lease) : []),
+    ...proxyTraps(proxies, res),
+    ...exchangeTraps(res),
+    ...grubTraps(lease, res),
+    ...fetchTraps(res),
+  ];
 }

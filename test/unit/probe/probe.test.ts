@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseProcNetUdp } from '../../../src/net/port-owner.js';
 import { prefixLength } from '../../../src/probe/address.js';
-import { planBoot, summarizeOffer } from '../../../src/probe/analyze.js';
+import { planBoot, summarizeOffer, type OfferSummary } from '../../../src/probe/analyze.js';
+import { diagnose } from '../../../src/probe/diagnose.js';
+import type { ProbeResult } from '../../../src/probe/run.js';
 import { parseProbeArgs } from '../../../src/cli/probe-args.js';
 import {
   buildBootRequest,
@@ -334,6 +336,68 @@ describe('pxelinux', () => {
     assert.equal(r.ok, false);
     assert.deepEqual(asked, ['pxelinux.0', 'ldlinux.c32']);
     assert.deepEqual(r.pxelinux, { ldlinux: { file: 'ldlinux.c32', found: false }, searched: [] });
+  });
+});
+
+describe('diagnosis', () => {
+  const offer = (over: Partial<OfferSummary>): OfferSummary => ({
+    server: '10.0.0.1',
+    source: '10.0.0.1:67',
+    message: 'OFFER',
+    kind: 'address',
+    yourIp: '10.0.0.50',
+    nextServer: '0.0.0.0',
+    bootFile: '',
+    pxeClient: false,
+    vendorShape: 'none',
+    menu: [],
+    bootServers: [],
+    uuidEcho: 'not-sent',
+    broadcastFlag: true,
+    ...over,
+  });
+  const result = (router: OfferSummary, file: string): ProbeResult => {
+    const proxy = offer({
+      server: '10.0.0.5',
+      kind: 'proxy',
+      yourIp: '0.0.0.0',
+      nextServer: '10.0.0.5',
+      bootFile: file,
+    });
+    return {
+      interface: 'eth0',
+      mac: '52:54:00:77:00:04',
+      arch: 7,
+      archName: 'efi-x64',
+      firmware: 'edk2',
+      offers: [router, proxy],
+      lease: { address: '10.0.0.50', server: '10.0.0.1', acked: true, answer: 'ACK' },
+      plan: { kind: 'direct', via: proxy, nextServer: '10.0.0.5', file },
+      final: { nextServer: '10.0.0.5', file, from: '10.0.0.5' },
+      released: true,
+      findings: [],
+      ok: true,
+    };
+  };
+  const codesOf = (r: ProbeResult): string[] => diagnose(r).map((f) => f.code);
+
+  it('shim or GRUB with a router naming another TFTP server (or none): GRUB will not find grub.cfg', () => {
+    for (const file of ['shimx64.efi', 'sb/shimx64.efi', 'grubaa64.efi', 'grubnetx64.efi']) {
+      assert.deepEqual(codesOf(result(offer({ nextServer: '10.0.0.1' }), file)), ['grub-server-from-router'], file);
+      assert.deepEqual(codesOf(result(offer({}), file)), ['grub-server-from-router'], file);
+    }
+    const text = diagnose(result(offer({ nextServer: '10.0.0.1' }), 'shimx64.efi'))[0]!.text;
+    assert.match(text, /names 10\.0\.0\.1, not 10\.0\.0\.5/);
+    assert.match(text, /set next-server 10\.0\.0\.5 on 10\.0\.0\.1/);
+  });
+
+  it('no GRUB warning when the router names the TFTP server (siaddr, or option 66 with siaddr 0), or for other files', () => {
+    assert.deepEqual(codesOf(result(offer({ nextServer: '10.0.0.5' }), 'shimx64.efi')), []);
+    assert.deepEqual(codesOf(result(offer({ tftpServerName: '10.0.0.5' }), 'grubx64.efi')), [
+      'router-sends-boot-options',
+    ]);
+    for (const file of ['ipxe.efi', 'syslinux.efi', 'pxelinux.0', 'bootx64.efi'])
+      assert.deepEqual(codesOf(result(offer({ nextServer: '10.0.0.1' }), file)), [], file);
   });
 });
 
