@@ -2,7 +2,7 @@ import { checkAccess, type ClientPattern } from './acl.js';
 import { isUefiArch } from '../wire/arch.js';
 import type { PxeClient } from './client.js';
 import { RPI_VENDOR_OPTIONS, detectRaspberryPi } from './rpi.js';
-import { findRule, ruleLabel, type BootRule } from './rules.js';
+import { findRule, ruleLabel, ruleMatches, type BootRule } from './rules.js';
 import { isUrl, OWN_HTTP, scriptUrl } from './http-boot.js';
 
 /** How UEFI PXE firmware is answered: `binl` sends it to port 4011 (default), `bypass` boots from the offer. */
@@ -38,6 +38,12 @@ export interface BootPolicy {
   rpi?: boolean;
   /** `--http-boot`: answer UEFI HTTP Boot clients (option 60 `HTTPClient`) with a URL on our HTTP server. */
   httpBoot?: boolean;
+  /**
+   * The answer `--decide-url` gave for this client (src/pxe/decide.ts), used instead of the rules
+   * and `<nbp>`; `label` names it in log lines. A kernel-only answer does not fit a client that is
+   * not iPXE (as a kernel rule does not): such a client gets the local rules' answer.
+   */
+  decided?: { rule: BootRule; label: string };
 }
 
 /** What to tell one client. */
@@ -80,14 +86,18 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
   if (refused) return { ignore: refused.reason, detail: refused.detail, level: 'info' };
   const pi = policy.rpi !== false && detectRaspberryPi(client) !== undefined;
   const shape = shapeFor(client, policy.efiMode);
-  const found = findRule(policy.rules ?? [], client);
+  const local = findRule(policy.rules ?? [], client);
+  const found =
+    policy.decided && ruleMatches(policy.decided.rule, client)
+      ? policy.decided
+      : local && { rule: local.rule, label: ruleLabel(local.rule, local.index) };
   let answer: Pick<BootChoice, 'file' | 'nextServer' | 'rule'>;
   if (found) {
-    const { rule, index } = found;
+    const { rule, label } = found;
     answer = {
       // An iPXE whose rule has a kernel gets the script made for it: the loop break of kernel rules.
       file: rule.kernel !== undefined && client.isIpxe ? scriptUrl(client) : rule.file!,
-      rule: ruleLabel(rule, index),
+      rule: label,
       ...(rule.nextServer ? { nextServer: rule.nextServer } : {}),
     };
   } else if (policy.defaultFile !== undefined) {

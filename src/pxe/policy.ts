@@ -20,6 +20,8 @@ export interface ServerContext {
   clientPort: number;
   /** Our HTTP server as URLs name it here (`10.0.0.5`, `10.0.0.5:8080`), when it runs: `http:///` expands to it. */
   httpAddress?: string;
+  /** The interface served here (`-i`), for `--decide-url`'s `interface=`. */
+  interfaceName?: string;
 }
 
 export interface Destination {
@@ -30,7 +32,14 @@ export interface Destination {
 /** The outcome of policy for one request. */
 /** Why a packet gets no answer: the counter name and the log's `reason`. */
 export type IgnoreReason =
-  'not-bootrequest' | 'no-message-type' | 'wrong-message-type' | ClientRejection | BootRefusalReason;
+  | 'not-bootrequest'
+  | 'no-message-type'
+  | 'wrong-message-type'
+  | ClientRejection
+  | BootRefusalReason
+  /** `--decide-url` answered 204, 403 or 404; or it failed with `--decide-fallback deny`. */
+  | 'decide-denied'
+  | 'decide-unavailable';
 
 export type Decision =
   | { kind: 'reply'; reply: DhcpPacket; to: Destination; client: PxeClient; choice: BootChoice }
@@ -102,6 +111,25 @@ function buildReply(req: DhcpPacket, ctx: ServerContext, choice: BootChoice, typ
   };
 }
 
+/** The message types each port answers: DISCOVER on 67; REQUEST and INFORM on 4011. */
+export const ACCEPTED_TYPES = {
+  dhcp: [MessageType.DISCOVER],
+  proxy: [MessageType.REQUEST, MessageType.INFORM],
+} as const;
+
+/**
+ * The PXE client behind a request of an accepted message type, or why it is ignored: the first
+ * half of both decisions, before boot policy (`--decide-url` asks about the client in between).
+ */
+export function pxeClientOf(req: DhcpPacket, accepted: readonly number[], policy: BootPolicy): PxeClient | Decision {
+  if (req.op !== BootpOp.REQUEST) return ignore('not-bootrequest');
+  const type = u8Option(req.options, DhcpOption.MESSAGE_TYPE);
+  if (type === undefined) return ignore('no-message-type');
+  if (!accepted.includes(type)) return ignore('wrong-message-type');
+  const client = describeClient(req, policy.httpBoot === true);
+  return typeof client === 'string' ? ignore(client) : client;
+}
+
 /** Shared front half of both decisions: message type, PXE checks, boot policy. */
 function prepare(
   req: DhcpPacket,
@@ -109,12 +137,8 @@ function prepare(
   policy: BootPolicy,
   ctx: ServerContext,
 ): { client: PxeClient; choice: BootChoice } | Decision {
-  if (req.op !== BootpOp.REQUEST) return ignore('not-bootrequest');
-  const type = u8Option(req.options, DhcpOption.MESSAGE_TYPE);
-  if (type === undefined) return ignore('no-message-type');
-  if (!accepted.includes(type)) return ignore('wrong-message-type');
-  const client = describeClient(req, policy.httpBoot === true);
-  if (typeof client === 'string') return ignore(client);
+  const client = pxeClientOf(req, accepted, policy);
+  if ('kind' in client) return client;
   const choice = chooseBoot(client, policy);
   if ('ignore' in choice) return ignore(choice.ignore, client, choice.detail, choice.level);
   // `http:///` (our HTTP server) becomes this interface's address: the reply and its log line name it.
@@ -128,7 +152,7 @@ function prepare(
  * @throws DecodeError when the request's option 43 is malformed
  */
 export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, [MessageType.DISCOVER], policy, ctx);
+  const prep = prepare(req, ACCEPTED_TYPES.dhcp, policy, ctx);
   if ('kind' in prep) return prep;
   const flags = req.flags | BROADCAST_FLAG;
   const reply = buildReply(req, ctx, prep.choice, MessageType.OFFER, flags);
@@ -146,7 +170,7 @@ export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: Bo
  * @throws DecodeError when the request's option 43 is malformed
  */
 export function decideBootAck(req: DhcpPacket, from: Destination, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, [MessageType.REQUEST, MessageType.INFORM], policy, ctx);
+  const prep = prepare(req, ACCEPTED_TYPES.proxy, policy, ctx);
   if ('kind' in prep) return prep;
   let to: Destination;
   let flags = req.flags;

@@ -1,0 +1,77 @@
+import type { DecidedBy } from '../core/events.js';
+
+/**
+ * The PXE clients seen lately, by MAC, with the IP address each one uses where we learnt it: from
+ * its port 4011 request (ciaddr), or from the DHCPREQUEST it broadcasts to the real DHCP server
+ * (option 50, the address it is taking). TFTP and HTTP see only an IP address; this table gives
+ * them the MAC and arch behind it, for `--remap`'s `${mac}` and `${arch}` and for events. `/status`
+ * lists the latest entries. Bounded: the least recently seen client is forgotten first.
+ */
+
+export interface SeenClient {
+  mac: string;
+  arch: string;
+  ip?: string;
+  userClass?: string;
+  /** Milliseconds since the epoch. */
+  lastSeen: number;
+  /** The last answer we gave, or why we gave none. */
+  last?: { port: number; file: string; rule: string; decidedBy: DecidedBy } | { port: number; refused: string };
+}
+
+export const CLIENT_TABLE_SIZE = 1024;
+
+export class ClientTable {
+  readonly #byMac = new Map<string, SeenClient>();
+  readonly #byIp = new Map<string, string>();
+  readonly #max: number;
+  readonly #now: () => number;
+
+  constructor(max = CLIENT_TABLE_SIZE, now: () => number = Date.now) {
+    this.#max = max;
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#byMac.size;
+  }
+
+  /** Record that a client was seen (most recent last), merging what is new. */
+  note(mac: string, update: Partial<Omit<SeenClient, 'mac' | 'lastSeen'>>): SeenClient {
+    const old = this.#byMac.get(mac);
+    if (old) this.#byMac.delete(mac);
+    const entry: SeenClient = { ...(old ?? { arch: 'bios' }), ...update, mac, lastSeen: this.#now() };
+    if (update.ip !== undefined && update.ip !== '0.0.0.0') {
+      if (old?.ip !== undefined && old.ip !== update.ip && this.#byIp.get(old.ip) === mac) this.#byIp.delete(old.ip);
+      this.#byIp.set(update.ip, mac);
+    } else if (update.ip !== undefined) {
+      entry.ip = old?.ip;
+      if (entry.ip === undefined) delete entry.ip;
+    }
+    this.#byMac.set(mac, entry);
+    if (this.#byMac.size > this.#max) this.#forget(this.#byMac.keys().next().value!);
+    return entry;
+  }
+
+  /** The client using this IP address, if known. */
+  byIp(ip: string): SeenClient | undefined {
+    const mac = this.#byIp.get(ip);
+    return mac === undefined ? undefined : this.#byMac.get(mac);
+  }
+
+  byMac(mac: string): SeenClient | undefined {
+    return this.#byMac.get(mac);
+  }
+
+  /** The `n` clients seen last, newest first. */
+  recent(n: number): SeenClient[] {
+    const all = [...this.#byMac.values()];
+    return all.slice(Math.max(0, all.length - n)).reverse();
+  }
+
+  #forget(mac: string): void {
+    const e = this.#byMac.get(mac);
+    this.#byMac.delete(mac);
+    if (e?.ip !== undefined && this.#byIp.get(e.ip) === mac) this.#byIp.delete(e.ip);
+  }
+}
