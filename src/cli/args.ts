@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { DEFAULT_TFTP_ROOT, DEFAULT_USER, type Config, type HttpConfig, type TftpConfig } from '../daemon/config.js';
+import {
+  DEFAULT_TFTP_ROOT,
+  DEFAULT_USER,
+  type Config,
+  type HttpConfig,
+  type TftpConfig,
+  type UpstreamConfig,
+} from '../daemon/config.js';
+import { CACHE_DEFAULTS } from '../files/cache.js';
+import { parseUpstreamUrl } from '../files/upstream.js';
 import { UserError } from '../core/errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../daemon/logging.js';
 import { parseClientPatterns } from '../pxe/acl.js';
@@ -62,6 +71,16 @@ export const OPTIONS = {
   'http-boot': {
     type: 'boolean',
     desc: 'answer UEFI HTTP Boot firmware (vendor class HTTPClient) with a URL on our HTTP server (implies --http)',
+  },
+  upstream: {
+    type: 'string',
+    desc: 'fetch names missing from the TFTP/HTTP root from this http(s) URL, cached and streamed',
+  },
+  'cache-dir': { type: 'string', desc: `where --upstream files are cached (default ${CACHE_DEFAULTS.dir})` },
+  'cache-max-size': { type: 'string', desc: 'most bytes the cache holds, e.g. 500M or 2G (default 2G)' },
+  'cache-ttl': {
+    type: 'string',
+    desc: 'age after which a cached file is revalidated upstream, e.g. 90s, 30m, 1h (default 1h)',
   },
   user: { type: 'string', desc: 'account to run as after binding, when started as root (default nobody)' },
   'dhcp-port': { type: 'number', desc: 'proxyDHCP port (default 67; for tests)' },
@@ -261,6 +280,63 @@ export function resolveConfig(cli: RawOptions): Config {
     },
     tftp: tftpConfig(raw, tftpRoot),
     http: httpConfig(raw, tftpRoot, httpOn, httpBoot),
+    ...upstreamConfig(raw),
+  };
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/** A size: bytes as a number, or `500M`, `2G`, `1.5GiB` (binary multiples). */
+export function parseSize(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(v);
+  if (!m) return undefined;
+  const n = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]!);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** A duration in seconds: a number, or `90s`, `30m`, `1h`, `2d`. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+)\s*([smhd]?)\s*$/i.exec(v);
+  return m ? Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]! : undefined;
+}
+
+const CACHE_KEYS = ['cache-dir', 'cache-max-size', 'cache-ttl'] as const;
+
+/** `--upstream` and its cache; the cache options without an upstream are a mistake worth a word. */
+function upstreamConfig(raw: RawOptions): { upstream?: UpstreamConfig } {
+  const url = str(raw, 'upstream');
+  if (url === undefined) {
+    const lone = CACHE_KEYS.find((k) => raw[k] !== undefined);
+    if (lone) throw new UserError(`${lone} has no effect without --upstream`);
+    return {};
+  }
+  let base: URL;
+  try {
+    base = parseUpstreamUrl(url);
+  } catch (err) {
+    throw new UserError(`upstream: ${(err as Error).message}`);
+  }
+  const maxBytes = raw['cache-max-size'] === undefined ? CACHE_DEFAULTS.maxBytes : parseSize(raw['cache-max-size']);
+  if (maxBytes === undefined || maxBytes < 1024 ** 2) {
+    throw new UserError('cache-max-size must be a size of at least 1M, such as 500M or 2G');
+  }
+  const ttl = raw['cache-ttl'] === undefined ? CACHE_DEFAULTS.ttlMs / 1000 : parseDuration(raw['cache-ttl']);
+  if (ttl === undefined || ttl > 365 * 86400) {
+    throw new UserError('cache-ttl must be a duration such as 90s, 30m, 1h or 2d (at most 365d)');
+  }
+  return {
+    upstream: {
+      url: base.href,
+      cacheDir: resolve(str(raw, 'cache-dir') ?? CACHE_DEFAULTS.dir),
+      cacheMaxBytes: maxBytes,
+      cacheTtl: ttl,
+    },
   };
 }
 

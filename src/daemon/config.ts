@@ -44,6 +44,19 @@ export interface Config {
   tftp: TftpConfig;
   /** The bundled HTTP server (`--http`); off when absent. */
   http?: HttpConfig;
+  /** `--upstream`: names missing from the roots are fetched from a mirror and cached; off when absent. */
+  upstream?: UpstreamConfig;
+}
+
+export interface UpstreamConfig {
+  /** `--upstream`: an http or https base URL, ending in `/`. */
+  url: string;
+  /** `--cache-dir` (default /var/cache/pxe-pdhcp). */
+  cacheDir: string;
+  /** `--cache-max-size`, in bytes (default 2 GiB). */
+  cacheMaxBytes: number;
+  /** `--cache-ttl`, in seconds: a cached file older than this is revalidated (default 1 h). */
+  cacheTtl: number;
 }
 
 export interface HttpConfig {
@@ -104,6 +117,10 @@ const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
   ['http-root', (c) => c.http?.root],
   ['http-port', (c) => c.http?.port],
   ['http-max-connections', (c) => c.http?.maxConnections],
+  ['upstream', (c) => c.upstream?.url],
+  ['cache-dir', (c) => c.upstream?.cacheDir],
+  ['cache-max-size', (c) => c.upstream?.cacheMaxBytes],
+  ['cache-ttl', (c) => c.upstream?.cacheTtl],
   ['log-format', (c) => c.logFormat],
   ['log-file', (c) => c.logFile],
   ['user', (c) => c.user],

@@ -23,6 +23,9 @@ import { policyOf, restartOnlyChanges, type Config } from './config.js';
 import { bindBundledTftp } from './tftp.js';
 import type { HttpCounter, HttpServer } from '../http/server.js';
 import { bindBundledHttp, warnMissingHttpFiles } from './http.js';
+import type { CacheCounter, UpstreamCache } from '../files/cache.js';
+import { createUpstreamCache, prepareCacheDir } from './upstream.js';
+import { DEFAULT_USER } from './config.js';
 
 export { policyOf } from './config.js';
 
@@ -33,7 +36,7 @@ const RECV_BUFFER = 4 * 1024 * 1024;
 const SUMMARY_MS = 10_000;
 
 /** Every counter the daemon keeps: the responder's, the TFTP server's, and its sockets' troubles. */
-export type DaemonCounter = DhcpCounter | TftpCounter | HttpCounter | `dhcp-${DatagramTrouble}`;
+export type DaemonCounter = DhcpCounter | TftpCounter | HttpCounter | CacheCounter | `dhcp-${DatagramTrouble}`;
 
 /** One place we serve: an interface (with -i) or the `-l -t -b` addresses. */
 export interface Site {
@@ -146,6 +149,11 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
   let bound: SiteSockets[];
   let tftp: TftpServer | null = null;
   let http: HttpServer | null = null;
+  // --upstream: one cache behind both roots, so TFTP and HTTP clients share its downloads.
+  const cache: UpstreamCache | null = config.upstream
+    ? createUpstreamCache(config.upstream, { log, lines, counters: stats })
+    : null;
+  const upstream = cache ? { upstream: cache } : {};
   // The policy in force: read by the responder on every packet and by the HTTP server's scripts.
   let policy = policyOf(config);
   try {
@@ -157,17 +165,31 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       lines,
       counters: stats,
       ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
+      ...upstream,
     });
-    http = await bindBundledHttp(config, sites, { log, lines, counters: stats, policy: () => policy });
+    http = await bindBundledHttp(config, sites, { log, lines, counters: stats, policy: () => policy, ...upstream });
+    // Still root here: the cache directory is made and given to --user before root is gone.
+    if (config.upstream) await prepareCacheDir(config.upstream.cacheDir, config.user ?? DEFAULT_USER);
   } catch (err) {
-    await Promise.all([...opened.map(closeUdp), tftp?.close()]);
+    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
     throw err;
   }
   try {
     await deps.afterBind?.();
+    await cache?.init();
   } catch (err) {
-    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
+    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close()]);
     throw err;
+  }
+  if (cache) {
+    log.info('upstream', {
+      url: config.upstream!.url,
+      'cache-dir': cache.dir,
+      'cache-max-size': config.upstream!.cacheMaxBytes,
+      'cache-ttl': config.upstream!.cacheTtl,
+      cached: cache.names.length,
+      'cached-bytes': cache.size,
+    });
   }
   let running = config;
   const responderDeps: ResponderDeps = { lines, counters: stats, policy: () => policy };
@@ -179,7 +201,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       ports: tftp.ports.join(','),
       'max-transfers': config.tftp.maxTransfers,
     });
-    void warnMissingBootFiles(new FileRoot(config.tftp.root), bootFiles(policy), log);
+    void warnMissingBootFiles(new FileRoot(config.tftp.root, cache ?? undefined), bootFiles(policy), log);
   }
   if (http) {
     http.serve();
@@ -189,7 +211,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       'max-connections': config.http!.maxConnections,
       'http-boot': config.http!.boot,
     });
-    void warnMissingHttpFiles(new FileRoot(config.http!.root), policy, log);
+    void warnMissingHttpFiles(new FileRoot(config.http!.root, cache ?? undefined), policy, log);
   }
   const summary = setInterval(() => reportSuppressed(lines, log, stats), SUMMARY_MS);
   summary.unref();
@@ -213,7 +235,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     },
     async close() {
       clearInterval(summary);
-      await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
+      await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close()]);
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Config } from './config.js';
 import type { CounterSink } from '../core/counters.js';
 import type { Logger, PeerLog } from '../core/logger.js';
-import { FileRoot } from '../files/root.js';
+import { FileRoot, type FileSource } from '../files/root.js';
 import { HttpServer, type HttpCounter, type HttpListen } from '../http/server.js';
 import { httpFiles, type BootPolicy } from '../pxe/boot.js';
 import { httpHostPort } from '../pxe/http-boot.js';
@@ -25,12 +25,19 @@ export function httpListeners(config: Config, sites: readonly Site[]): HttpListe
 export async function bindBundledHttp(
   config: Config,
   sites: readonly Site[],
-  deps: { log: Logger; lines: PeerLog; counters: CounterSink<HttpCounter>; policy: () => BootPolicy },
+  deps: {
+    log: Logger;
+    lines: PeerLog;
+    counters: CounterSink<HttpCounter>;
+    policy: () => BootPolicy;
+    /** `--upstream`: where names missing from the root come from. */
+    upstream?: FileSource;
+  },
 ): Promise<HttpServer | null> {
   if (!config.http?.enabled) return null;
   const listen = httpListeners(config, sites);
   const server = await HttpServer.bind({
-    root: new FileRoot(config.http.root),
+    root: new FileRoot(config.http.root, deps.upstream),
     listen,
     limits: { maxConnections: config.http.maxConnections },
     log: deps.log,

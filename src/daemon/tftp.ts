@@ -10,7 +10,7 @@ import {
 } from '../net/interfaces.js';
 import type { CounterSink } from '../core/counters.js';
 import type { PeerLog } from '../core/logger.js';
-import { FileRoot } from '../files/root.js';
+import { FileRoot, type FileSource } from '../files/root.js';
 import type { TftpCounter } from '../tftp/context.js';
 import { TFTP_DEFAULTS, TftpServer, type TftpListen } from '../tftp/server.js';
 
@@ -53,7 +53,14 @@ export function tftpListeners(
 export async function bindBundledTftp(
   config: Config,
   ifaces: readonly (InterfaceInfo | undefined)[],
-  deps: { log: Logger; lines: PeerLog; counters: CounterSink<TftpCounter>; interfaces?: InterfaceSources },
+  deps: {
+    log: Logger;
+    lines: PeerLog;
+    counters: CounterSink<TftpCounter>;
+    interfaces?: InterfaceSources;
+    /** `--upstream`: where names missing from the root come from. */
+    upstream?: FileSource;
+  },
 ): Promise<TftpServer | null> {
   const { log } = deps;
   const why = tftpDisabledReason(config, deps.interfaces);
@@ -64,7 +71,7 @@ export async function bindBundledTftp(
   const t = config.tftp;
   try {
     return await TftpServer.bind({
-      root: new FileRoot(t.root),
+      root: new FileRoot(t.root, deps.upstream),
       listen: tftpListeners(config, ifaces, deps.interfaces),
       limits: {
         maxTransfers: t.maxTransfers,
