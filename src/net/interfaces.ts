@@ -33,6 +33,20 @@ export const systemInterfaces: InterfaceSources = {
   },
 };
 
+/** Interface names the kernel accepts (IFNAMSIZ − 1 characters), so a name never walks /sys. */
+const IFNAME = /^[\w.:@-]{1,15}$/;
+
+/**
+ * An interface that may have no IPv4 address yet (a DHCP client's): its index and MTU.
+ * @throws UserError for an invalid or missing interface
+ */
+export function linkOf(name: string, src: InterfaceSources = systemInterfaces): { index: number; mtu: number } {
+  if (!IFNAME.test(name)) throw new UserError(`invalid interface name '${name}'`);
+  const index = Number(src.readSys(name, 'ifindex'));
+  if (!Number.isInteger(index) || index <= 0) throw new UserError(`interface ${name} does not exist`);
+  return { index, mtu: Number(src.readSys(name, 'mtu')) || 1500 };
+}
+
 /** Directed broadcast of an address and netmask. */
 export function broadcastOf(address: string, netmask: string): string {
   return numberToIp((ipToNumber(address) | ~ipToNumber(netmask)) >>> 0);

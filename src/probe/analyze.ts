@@ -8,7 +8,7 @@ import {
 } from '../wire/dhcp-constants.js';
 import { ipOption, stringOption, u8Option, type OptionMap } from '../wire/dhcp-options.js';
 import type { DhcpPacket } from '../wire/dhcp-packet.js';
-import { decodePxeOptions } from '../wire/pxe-options.js';
+import { decodeBootMenu, decodeBootServers, decodePxeOptions } from '../wire/pxe-options.js';
 import { DecodeError } from '../wire/reader.js';
 import type { Firmware } from './client-packets.js';
 
@@ -60,34 +60,6 @@ export interface OfferSummary {
 function u32OrUndefined(o: OptionMap, code: number): number | undefined {
   const v = o.get(code);
   return v?.length === 4 ? v.readUInt32BE(0) : undefined;
-}
-
-function menuOf(value: Buffer | undefined): MenuItem[] {
-  const items: MenuItem[] = [];
-  for (let i = 0; value && i + 3 <= value.length;) {
-    const len = value[i + 2]!;
-    items.push({
-      type: value.readUInt16BE(i),
-      description: value.toString('latin1', i + 3, Math.min(value.length, i + 3 + len)),
-    });
-    i += 3 + len;
-  }
-  return items;
-}
-
-function bootServersOf(value: Buffer | undefined): { type: number; addresses: string[] }[] {
-  const out: { type: number; addresses: string[] }[] = [];
-  for (let i = 0; value && i + 3 <= value.length;) {
-    const count = value[i + 2]!;
-    const addresses: string[] = [];
-    for (let k = 0; k < count && i + 3 + 4 * k + 4 <= value.length; k++) {
-      const at = i + 3 + 4 * k;
-      addresses.push(`${value[at]}.${value[at + 1]}.${value[at + 2]}.${value[at + 3]}`);
-    }
-    out.push({ type: value.readUInt16BE(i), addresses });
-    i += 3 + 4 * count;
-  }
-  return out;
 }
 
 function shapeOf(sub: OptionMap): VendorShape {
@@ -148,8 +120,8 @@ export function summarizeOffer(
     pxeClient,
     vendorShape,
     ...(raw43 ? { vendorHex: raw43.toString('hex') } : {}),
-    menu: menuOf(sub.get(PxeSubOption.BOOT_MENU)),
-    bootServers: bootServersOf(sub.get(PxeSubOption.BOOT_SERVERS)),
+    menu: decodeBootMenu(sub.get(PxeSubOption.BOOT_MENU)),
+    bootServers: decodeBootServers(sub.get(PxeSubOption.BOOT_SERVERS)),
     ...(discoveryControl !== undefined ? { discoveryControl } : {}),
     uuidEcho: uuidEcho(o, sentUuid),
     ...(subnetMask ? { subnetMask } : {}),

@@ -1,5 +1,4 @@
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { UserError } from '../core/errors.js';
 import { archName } from '../wire/arch.js';
 import { DhcpOption, DhcpPort, MessageType } from '../wire/dhcp-constants.js';
@@ -16,6 +15,7 @@ import {
   type Firmware,
   type ProbeIdentity,
 } from './client-packets.js';
+import { linkOf } from '../net/interfaces.js';
 import { openDhcpChannel, type DhcpChannel, type Received } from './dhcp-channel.js';
 import { diagnose, type Finding } from './diagnose.js';
 import { fetchBoot, type FetchReport } from './fetch.js';
@@ -62,23 +62,6 @@ export interface ProbeResult {
   findings: Finding[];
   /** Exit status 0: a lease, a boot file, and (with --fetch) every download. */
   ok: boolean;
-}
-
-function ifindexOf(iface: string): number {
-  if (!/^[\w.:@-]{1,15}$/.test(iface)) throw new UserError(`invalid interface name '${iface}'`);
-  try {
-    return Number(readFileSync(`/sys/class/net/${iface}/ifindex`, 'utf8').trim());
-  } catch {
-    throw new UserError(`interface ${iface} does not exist`);
-  }
-}
-
-function mtuOf(iface: string): number {
-  try {
-    return Number(readFileSync(`/sys/class/net/${iface}/mtu`, 'utf8').trim()) || 1500;
-  } catch {
-    return 1500;
-  }
 }
 
 const xid = (): number => randomInt(1, 0xffffffff);
@@ -190,8 +173,8 @@ function tftpServerOf(res: ProbeResult): string {
  * @throws UserError when the interface or port 68 cannot be used
  */
 export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<ProbeResult> {
-  const index = ifindexOf(o.iface);
-  const ch = await openDhcpChannel({ name: o.iface, index });
+  const link = linkOf(o.iface);
+  const ch = await openDhcpChannel({ name: o.iface, index: link.index });
   const sentUuid = o.uuid && Buffer.concat([Buffer.of(0), o.uuid]);
   const res: ProbeResult = {
     interface: o.iface,
@@ -235,7 +218,7 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
         clientIp: res.lease.address,
         ...(o.uuid ? { uuid: o.uuid } : {}),
         arch: o.arch,
-        blksize: o.blksize ?? mtuOf(o.iface) - 32,
+        blksize: o.blksize ?? link.mtu - 32,
         windowsize: o.windowsize,
       });
     }

@@ -22,6 +22,39 @@ export function decodePxeOptions(value: Buffer): OptionMap {
   return decodeOptions(value);
 }
 
+/**
+ * Sub-option 9, the boot menu: entries of (type: 2 bytes, length: 1, description). Lenient like
+ * the firmware: a last entry cut short keeps what is there; nothing is read past the value.
+ */
+export function decodeBootMenu(value: Buffer | undefined): BootMenuItem[] {
+  const items: BootMenuItem[] = [];
+  for (let i = 0; value && i + 3 <= value.length;) {
+    const len = value[i + 2]!;
+    items.push({
+      type: value.readUInt16BE(i),
+      description: value.toString('latin1', i + 3, Math.min(value.length, i + 3 + len)),
+    });
+    i += 3 + len;
+  }
+  return items;
+}
+
+/** Sub-option 8, boot servers: entries of (type: 2 bytes, count: 1, count IPv4 addresses). */
+export function decodeBootServers(value: Buffer | undefined): { type: number; addresses: string[] }[] {
+  const out: { type: number; addresses: string[] }[] = [];
+  for (let i = 0; value && i + 3 <= value.length;) {
+    const count = value[i + 2]!;
+    const addresses: string[] = [];
+    for (let k = 0; k < count && i + 3 + 4 * k + 4 <= value.length; k++) {
+      const at = i + 3 + 4 * k;
+      addresses.push(`${value[at]}.${value[at + 1]}.${value[at + 2]}.${value[at + 3]}`);
+    }
+    out.push({ type: value.readUInt16BE(i), addresses });
+    i += 3 + 4 * count;
+  }
+  return out;
+}
+
 /** Sub-option 71 (type, layer) of a decoded option 43, or undefined when absent or malformed. */
 export function bootItemOf(sub: OptionMap): { type: number; layer: number } | undefined {
   const v = sub.get(PxeSubOption.BOOT_ITEM);
