@@ -1,5 +1,4 @@
 import { randomInt } from 'node:crypto';
-import { UserError } from '../core/errors.js';
 import { archName } from '../wire/arch.js';
 import { DhcpOption, DhcpPort, MessageType } from '../wire/dhcp-constants.js';
 import { u8Option } from '../wire/dhcp-options.js';
