@@ -11,8 +11,9 @@
  * timeout is not used for that: with `connectionsCheckingInterval` shorter than it, it never fired
  * for a connection that sent nothing (Node 20). Containment is not the
  * module's: every name goes through `parseTarget` (src/http/path.ts) and then `FileRoot`, the one
- * resolver TFTP uses too. Files are streamed with backpressure (`pipeline`), so a slow client
- * costs a socket and one read buffer, never the file in memory.
+ * resolver TFTP uses too. Files are streamed with backpressure (`pipeline` of a `FileRangeStream`
+ * that reads through the `OpenFile`), so a slow client costs a socket and a chunk or two, never the
+ * file in memory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -21,11 +22,14 @@ import { Counters, type CounterSink } from '../core/counters.js';
 import { UserError } from '../core/errors.js';
 import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
+import type { NameContext } from '../files/remap.js';
 import type { FileRoot, OpenFile, Refusal } from '../files/root.js';
 import { chooseBoot, type BootPolicy } from '../pxe/boot.js';
 import { httpHostPort, parseScriptRequest, SCRIPT_PREFIX, scriptClient } from '../pxe/http-boot.js';
-import { findRule, ruleLabel } from '../pxe/rules.js';
+import type { PxeClient } from '../pxe/client.js';
+import { findRule, ruleLabel, type BootRule } from '../pxe/rules.js';
 import { contentTypeOf } from './content-type.js';
+import { FileRangeStream } from './file-stream.js';
 import { fileNameOf, parseTarget } from './path.js';
 import { parseRange } from './range.js';
 import { ipxeScript } from './script.js';
@@ -70,6 +74,12 @@ export interface HttpLimits {
   maxHeaderSize: number;
   /** How often Node checks the header and request timeouts. */
   checkIntervalMs: number;
+  /**
+   * Bytes read from a file at a time. A connection holds at most about two chunks (one read ahead,
+   * one in the socket's queue), so this bounds the memory of a slow client: 256 KiB x 2 x 256
+   * connections is 128 MiB at the very worst. Bigger reads cost less CPU per MB (src/http/file-stream.ts).
+   */
+  chunkSize: number;
 }
 
 /** Defaults: a rack booting at once fits, a few hundred idle or trickling sockets do not lock others out. */
@@ -82,6 +92,7 @@ export const HTTP_DEFAULTS: HttpLimits = {
   idleTimeoutMs: 30_000,
   maxHeaderSize: 8 * 1024,
   checkIntervalMs: 1_000,
+  chunkSize: 256 * 1024,
 };
 
 export interface HttpServerOptions {
@@ -94,6 +105,31 @@ export interface HttpServerOptions {
   counters?: CounterSink<HttpCounter>;
   /** The boot policy in force, for `/pxe-pdhcp/boot/` scripts; none are served without it. */
   policy?: () => BootPolicy;
+  /** What is known about the client at this address (`--remap`'s `${mac}`, `${arch}`). */
+  nameContext?: (address: string) => NameContext;
+  /** The kernel answer `--decide-url` gave this client, which its script then boots. */
+  decided?: (client: PxeClient) => { rule: BootRule; label: string } | undefined;
+  /** Called once per request when its response is over (events, metrics). */
+  onRequest?: (r: HttpRequestReport) => void;
+}
+
+/** One request, as `onRequest` hears of it. */
+export interface HttpRequestReport {
+  address: string;
+  port: number;
+  method: string;
+  /** The request target as sent, printable. */
+  path: string;
+  status: number;
+  bytes: number;
+  seconds: number;
+  /** False when the response was cut off. */
+  complete: boolean;
+  /** The file served, as resolved in the root, and the name asked for (before `--remap`). */
+  file?: string;
+  requested?: string;
+  /** The machine a script was made for. */
+  mac?: string;
 }
 
 const ALLOW = 'GET, HEAD';
@@ -129,6 +165,9 @@ const seconds = (d: Date): number => Math.floor(d.getTime() / 1000);
 /** What one request did, for its log line. */
 interface Outcome {
   bytes: number;
+  /** The file served (resolved name) and the name asked for. */
+  file?: string;
+  requested?: string;
   /** Why it was refused or what answered it (`refused=dot-dot`, `rule=…`). */
   detail?: Record<string, string>;
 }
@@ -322,12 +361,15 @@ export class HttpServer {
       return this.#plain(res, 404, 'Not Found\n', head);
     }
     if (target.path.startsWith(SCRIPT_PREFIX)) return this.#script(req, res, target.path, target.query, outcome);
-    const opened = await this.#o.root.open(fileNameOf(target.path));
+    const address = req.socket.remoteAddress ?? '';
+    outcome.requested = fileNameOf(target.path);
+    const opened = await this.#o.root.open(outcome.requested, this.#o.nameContext?.(address) ?? { ip: address });
     if (!opened.ok) {
       outcome.detail = { refused: opened.reason };
       const status = statusOfRefusal(opened.reason);
       return this.#plain(res, status, REFUSAL_BODY[status]!, head);
     }
+    outcome.file = opened.file.name;
     this.#sendFile(req, res, opened.file, outcome);
   }
 
@@ -375,7 +417,7 @@ export class HttpServer {
       res.end();
       return;
     }
-    const stream = file.stream(start, end);
+    const stream = new FileRangeStream(file, start, end, this.#limits.chunkSize);
     stream.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
     // The file is closed once the response is over, finished or cut off (res 'close' fires both ways).
     res.once('close', () => void file.close());
@@ -392,16 +434,20 @@ export class HttpServer {
       return this.#plain(res, 404, 'Not Found\n', head);
     }
     const client = scriptClient(wanted);
-    const choice = chooseBoot(client, policy);
-    const found = 'ignore' in choice ? undefined : findRule(policy.rules ?? [], client);
+    const decided = this.#o.decided?.(client);
+    const choice = chooseBoot(client, decided ? { ...policy, decided } : policy);
+    const ruled = 'ignore' in choice || decided ? undefined : findRule(policy.rules ?? [], client);
+    const found =
+      'ignore' in choice
+        ? undefined
+        : (decided ?? (ruled && { rule: ruled.rule, label: ruleLabel(ruled.rule, ruled.index) }));
     if (!found?.rule.kernel) {
       outcome.detail = { refused: 'ignore' in choice ? choice.ignore : 'no-kernel-rule', mac: client.mac };
       return this.#plain(res, 404, 'Not Found\n', head);
     }
-    const { rule, index } = found;
+    const { rule, label } = found;
     const local = req.socket;
     const base = `http://${httpHostPort(local.localAddress ?? '0.0.0.0', local.localPort ?? 80)}`;
-    const label = ruleLabel(rule, index);
     const body = ipxeScript(
       {
         kernel: rule.kernel!,
@@ -444,6 +490,19 @@ export class HttpServer {
       seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
       ...(complete ? {} : { aborted: true }),
       ...outcome.detail,
+    });
+    this.#o.onRequest?.({
+      address: req.socket.remoteAddress ?? '',
+      port: req.socket.remotePort ?? 0,
+      method: printable(req.method ?? '?', 16),
+      path: printable(req.url ?? ''),
+      status: res.statusCode,
+      bytes: outcome.bytes,
+      seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+      complete,
+      ...(outcome.file !== undefined ? { file: outcome.file } : {}),
+      ...(outcome.requested !== undefined ? { requested: printable(outcome.requested) } : {}),
+      ...(outcome.detail?.mac !== undefined ? { mac: outcome.detail.mac } : {}),
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { RateLimiter } from '../core/counters.js';
+import type { NameContext } from '../files/remap.js';
 import type { Refusal, FileRoot } from '../files/root.js';
 import type { Datagrams, DatagramTrouble, OpenDatagrams, Peer } from '../net/datagram.js';
 import type { DecodeErrorCode } from '../wire/reader.js';
@@ -54,4 +55,6 @@ export interface TftpContext {
   sendError(via: Datagrams, to: Peer, code: number, message: string): void;
   onStarted(t: Transfer, negotiated: Negotiated, size: number): void;
   onConfirmed(t: Transfer): void;
+  /** What is known about a client (for `--remap`); only its address when absent. */
+  readonly nameContext?: ((client: Peer) => NameContext) | undefined;
 }

@@ -1,6 +1,7 @@
 import { Counters, RateLimiter, type CounterSink } from '../core/counters.js';
 import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
+import type { NameContext } from '../files/remap.js';
 import type { FileRoot } from '../files/root.js';
 import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../net/datagram.js';
 import { DecodeError } from '../wire/reader.js';
@@ -16,6 +17,8 @@ export type { TftpListen } from './context.js';
 export interface TransferReport {
   client: Peer;
   file: string;
+  /** The name as the client asked for it, before `--remap`. */
+  requested: string;
   end: TransferEnd;
 }
 
@@ -37,7 +40,9 @@ export interface TftpServerOptions {
   /** Socket factory; tests pass a lossy one. */
   openDatagrams?: OpenDatagrams;
   /** Called when a transfer starts and when it ends (events and metrics). */
-  onTransferStart?: (client: Peer, file: string, size: number) => void;
+  onTransferStart?: (client: Peer, file: string, size: number, requested: string) => void;
+  /** What is known about the client at this address (`--remap`'s `${mac}`, `${arch}`). */
+  nameContext?: (client: Peer) => NameContext;
   onTransferEnd?: (r: TransferReport) => void;
 }
 
@@ -173,6 +178,7 @@ export class TftpServer {
       sendError: (via, to, code, message) => this.#sendError(via, to, code, message),
       onStarted: (t, n, size) => this.#started(t, n, size),
       onConfirmed: (t) => this.#table.confirm(t),
+      nameContext: o.nameContext,
     };
   }
 
@@ -238,7 +244,7 @@ export class TftpServer {
       file: t.name,
       oack: Object.fromEntries(negotiated.oack),
     });
-    this.#o.onTransferStart?.(t.peer, t.name, size);
+    this.#o.onTransferStart?.(t.peer, t.name, size, t.request.filename);
   }
 
   /** Every transfer's one end: free the slot, count, log through the cap, answer a refusal. */
@@ -248,7 +254,7 @@ export class TftpServer {
       (end.kind === 'ended' && (end.summary.outcome === 'unconfirmed' || end.summary.outcome === 'evicted')) ||
       (end.kind === 'stopped' && end.outcome === 'evicted');
     if (unconfirmed) this.#table.strike(t.address);
-    this.#o.onTransferEnd?.({ client: t.peer, file: t.name, end });
+    this.#o.onTransferEnd?.({ client: t.peer, file: t.name, requested: t.request.filename, end });
     const client = t.key;
     switch (end.kind) {
       case 'refused': {

@@ -79,7 +79,8 @@ export class Transfer implements Slot {
   /** Open the file and a socket, negotiate, send the first packet. Never rejects. */
   async start(): Promise<void> {
     try {
-      const opened = await this.#ctx.root.open(this.request.filename);
+      const client = this.#ctx.nameContext?.(this.peer) ?? { ip: this.peer.address };
+      const opened = await this.#ctx.root.open(this.request.filename, client);
       if (!opened.ok) return this.#finish({ kind: 'refused', reason: opened.reason });
       this.#file = opened.file;
       this.name = opened.file.name;
@@ -176,13 +177,15 @@ export class Transfer implements Slot {
   }
 
   /**
-   * RFC 1350 §4: a packet from a foreign TID gets ERROR 5 and the transfer goes on. Never for an
-   * ERROR (two servers would bounce errors forever), and through a global rate limit, since each
-   * answer tells a scanner that this port holds a transfer.
+   * RFC 1350 §4: a packet from a foreign TID gets ERROR 5 and the transfer goes on. Only for a
+   * stranger at the peer's own address (the same machine, another port: a restarted client), never
+   * for an ERROR (two servers would bounce errors forever), and through a global rate limit. Another
+   * address gets nothing: an answer would tell a scanner which port carries a transfer, and forged
+   * ACKs sent there could then pull the file toward a victim.
    */
   #stranger(msg: Buffer, from: Peer): void {
     this.#ctx.count('tftp-unknown-tid');
-    if (isTftpError(msg) || !this.#ctx.strangerReplies.take()) return;
+    if (isTftpError(msg) || from.address !== this.peer.address || !this.#ctx.strangerReplies.take()) return;
     this.#ctx.sendError(this.#socket!, from, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
   }
 
