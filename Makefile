@@ -12,7 +12,7 @@ TFTP_ROOT ?= /srv/tftp
 ARGS    ?= -i $(IFACE) --tftp-root $(TFTP_ROOT) --boot arch=efi-x64,file=syslinux.efi pxelinux.0
 # Debian packages the tests use (real clients and servers, QEMU firmware, man page checks).
 DEBIAN_PKGS = g++ iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
-	tftp-hpa tftpd-hpa atftp curl qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd \
+	tftp-hpa tftpd-hpa atftp curl wget nginx-light qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd \
 	qemu-system-arm qemu-efi-aarch64 shim-signed grub-efi-amd64-signed
 # The e2e ARM64 client's boot file: Debian's signed arm64 network GRUB. Its package is arm64-only, so
 # `make deps` downloads it (dpkg --add-architecture arm64, apt-get download) and unpacks it here.
@@ -25,7 +25,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint format typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp fuzz soak unit-file e2e lab
+.PHONY: all build test unit check lint format typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp bench-http fuzz soak unit-file e2e lab
 
 all: build
 
@@ -88,6 +88,10 @@ bench-dhcp: build
 ## bench-tftp: MB/s of our TFTP server next to tftpd-hpa, dnsmasq and atftpd (BENCH_ROUNDS, BENCH_ONLY).
 bench-tftp: build
 	$(NODE) --import tsx test/bench/tftp-bench.ts
+
+## bench-http: MB/s of our HTTP server next to nginx, 1 and 20 streams, CPU per MB, RSS (BENCH_ROUNDS, BENCH_CLIENTS).
+bench-http: build
+	$(NODE) --import tsx test/bench/http-bench.ts
 
 ## fuzz: the long fuzz run (FUZZ_SECONDS, FUZZ_SEED); prints the input count, fails on any crash.
 FUZZ_SECONDS ?= 120
