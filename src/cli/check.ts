@@ -1,11 +1,11 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { udpPortHolders } from '../net/port-owner.js';
+import { tcpListenHolders, udpPortHolders } from '../net/port-owner.js';
 import { policyOf, type Config } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
 import { FileRoot, isUrl, type Refusal } from '../files/root.js';
 import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';
-import { bootFiles } from '../pxe/boot.js';
+import { bootFiles, httpFiles } from '../pxe/boot.js';
 
 /** One line of the `--check` report. */
 export interface CheckLine {
@@ -17,6 +17,8 @@ export interface CheckDeps {
   interfaces?: InterfaceSources;
   /** Who holds a UDP port; /proc by default. */
   portHolders?: (port: number) => { address: string; owner?: { pid: number; name: string } }[];
+  /** Who listens on a TCP port (the HTTP server's); /proc by default. */
+  tcpHolders?: (port: number) => { address: string; owner?: { pid: number; name: string } }[];
 }
 
 function interfaceLines(config: Config, src: InterfaceSources): CheckLine[] {
@@ -39,15 +41,20 @@ function interfaceLines(config: Config, src: InterfaceSources): CheckLine[] {
   return lines;
 }
 
-function portLine(port: number, purpose: string, holders: NonNullable<CheckDeps['portHolders']>): CheckLine {
+function portLine(
+  port: number,
+  purpose: string,
+  holders: NonNullable<CheckDeps['portHolders']>,
+  protocol = 'UDP',
+): CheckLine {
   const held = holders(port);
-  if (held.length === 0) return { ok: true, text: `UDP port ${port} (${purpose}) is free` };
+  if (held.length === 0) return { ok: true, text: `${protocol} port ${port} (${purpose}) is free` };
   const who = held.map((h) =>
     h.owner
       ? `${h.owner.name} (pid ${h.owner.pid}) on ${h.address}`
       : `a process we may not inspect (run as root to name it) on ${h.address}`,
   );
-  return { ok: false, text: `UDP port ${port} (${purpose}) is in use by ${[...new Set(who)].join(', ')}` };
+  return { ok: false, text: `${protocol} port ${port} (${purpose}) is in use by ${[...new Set(who)].join(', ')}` };
 }
 
 /** Why the TFTP root itself cannot be served from, or undefined when it is a readable directory. */
@@ -101,6 +108,28 @@ async function fileLines(config: Config): Promise<CheckLine[]> {
   return lines;
 }
 
+/** With `--http`: its root, and every kernel, initrd and `http:///` file the rules name, through `FileRoot.check`. */
+async function httpFileLines(config: Config): Promise<CheckLine[]> {
+  const http = config.http;
+  if (!http?.enabled) return [];
+  const problem = rootProblem(http.root);
+  if (problem) return [{ ok: false, text: `HTTP root ${http.root} ${problem}` }];
+  const lines: CheckLine[] = [{ ok: true, text: `HTTP root ${http.root} is a readable directory` }];
+  const root = new FileRoot(http.root);
+  for (const file of httpFiles(policyOf(config))) {
+    const r = await root.check(file);
+    lines.push(
+      r.ok
+        ? { ok: true, text: `HTTP file ${file} is readable (${r.size} bytes)` }
+        : {
+            ok: false,
+            text: `HTTP file ${file} ${(REFUSAL_TEXT[r.reason] ?? `is not served (${r.reason})`).replace('TFTP root', 'HTTP root')}`,
+          },
+    );
+  }
+  return lines;
+}
+
 /**
  * `pxe-pdhcp --check`: validate a configuration without serving. The config already parsed (or we
  * would not be here); check interfaces, ports 67/4011/69, the TFTP root and every boot file. Boot
@@ -115,7 +144,12 @@ export async function runCheck(config: Config, deps: CheckDeps = {}): Promise<Ch
   lines.push(portLine(config.ports.dhcp, 'proxyDHCP', holders));
   lines.push(portLine(config.ports.proxy, 'PXE boot server', holders));
   if (config.tftp.enabled) lines.push(portLine(config.tftp.port, 'TFTP', holders));
+  if (config.http?.enabled)
+    lines.push(
+      portLine(config.http.port, 'HTTP', deps.tcpHolders ?? ((port: number) => tcpListenHolders(port)), 'TCP'),
+    );
   lines.push(...(await fileLines(config)));
+  lines.push(...(await httpFileLines(config)));
   return lines;
 }
 

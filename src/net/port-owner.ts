@@ -118,3 +118,28 @@ export function udpPortHolders(port: number, proc = '/proc'): PortHolder[] {
   const text = readOr(() => readFileSync(`${proc}/net/udp`, 'utf8'), '');
   return udpPortHoldersFrom(port, text, procProcesses(proc));
 }
+
+/** TCP state LISTEN in /proc/net/tcp (`st` column, include/net/tcp_states.h). */
+const TCP_LISTEN = '0A';
+
+/**
+ * Who listens on TCP `port`, from the text of /proc/net/tcp (same columns as /proc/net/udp, state
+ * in the fourth) and the processes' fd links. Connections that merely use the port are not
+ * holders. Pure.
+ */
+export function tcpListenHoldersFrom(
+  port: number,
+  procNetTcp: string,
+  processes: Iterable<ProcessFds>,
+  littleEndian = HOST_LITTLE_ENDIAN,
+): PortHolder[] {
+  const lines = procNetTcp.split('\n');
+  const listening = [lines[0] ?? '', ...lines.slice(1).filter((l) => l.trim().split(/\s+/)[3] === TCP_LISTEN)];
+  return udpPortHoldersFrom(port, listening.join('\n'), processes, littleEndian);
+}
+
+/** Who listens on TCP `port` in this network namespace: empty when the port is free. */
+export function tcpListenHolders(port: number, proc = '/proc'): PortHolder[] {
+  const text = readOr(() => readFileSync(`${proc}/net/tcp`, 'utf8'), '');
+  return tcpListenHoldersFrom(port, text, procProcesses(proc));
+}
