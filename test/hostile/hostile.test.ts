@@ -136,6 +136,42 @@ void describe('hostile LAN: no packet, file or neighbour stops or starves the da
     assert.equal(await lan.fetch('pxelinux.0'), 20_000, 'served after the flood');
   });
 
+  void it('a forged request cannot be driven by forged ACKs: a port scan finds no transfer to aim at', async () => {
+        const read = await lan.watchVictim(5557);
+    const windowed = encodeTftp({
+      kind: 'rrq',
+      filename: 'big.bin',
+      mode: 'octet',
+      options: new Map([
+        ['blksize', '1468'],
+        ['windowsize', '64'],
+      ]),
+    });
+    await lan.spoof({ from: lan.victim.address, sport: 5557, dport: 69, count: 1, payload: windowed });
+    const range = await lan.exec(lan.server, 'cat', ['/proc/sys/net/ipv4/ip_local_port_range']);
+    const [first, last] = range.stdout.trim().split(/\s+/);
+    const scan = await lan.exec(lan.attacker, process.execPath, [
+      '--import',
+      'tsx',
+      join(process.cwd(), 'test/hostile/scan.ts'),
+      lan.server.address,
+      first!,
+      last!,
+    ]);
+    assert.equal(scan.code, 0, scan.stderr);
+    const found = JSON.parse(scan.stdout.trim()) as { probed: number; answers: number };
+    await new Promise((r) => setTimeout(r, 6500)); // past the unconfirmed life
+    const got = await read();
+    console.log(
+      `# measured: scan of ${found.probed} ports → ${found.answers} TFTP answers; victim got ${got.packets} packets, ${got.bytes} bytes`,
+    );
+    assert.equal(found.answers, 0, 'no transfer port answers a stranger at another address');
+    assert.ok(
+      got.packets <= 4 && got.bytes <= 4 * 1600,
+      `the victim received ${got.packets} packets, ${got.bytes} bytes`,
+    );
+  });
+
   void it('a request repeated 30 times from a forged source gets at most a dozen packets to that source', async () => {
     const read = await lan.watchVictim(5555);
     await lan.spoof({

@@ -151,11 +151,12 @@ export class HostileLan {
   /** Count UDP packets and bytes arriving at the victim for `port` (nftables input counter). */
   async watchVictim(port: number): Promise<() => Promise<{ packets: number; bytes: number }>> {
     const nft = (...args: string[]): Promise<unknown> => this.#lab.exec(this.victim.ns, 'nft', args);
-    await nft('add', 'table', 'inet', 'watch');
-    await nft('add', 'chain', 'inet', 'watch', 'input', '{ type filter hook input priority 0 ; }');
-    await nft('add', 'rule', 'inet', 'watch', 'input', 'udp', 'dport', String(port), 'counter');
+    const table = `watch${port}`;
+    await nft('add', 'table', 'inet', table);
+    await nft('add', 'chain', 'inet', table, 'input', '{ type filter hook input priority 0 ; }');
+    await nft('add', 'rule', 'inet', table, 'input', 'udp', 'dport', String(port), 'counter');
     return async () => {
-      const r = await this.#lab.exec(this.victim.ns, 'nft', ['list', 'table', 'inet', 'watch']);
+      const r = await this.#lab.exec(this.victim.ns, 'nft', ['list', 'table', 'inet', table]);
       const m = /counter packets (\d+) bytes (\d+)/.exec(r.stdout);
       return { packets: Number(m?.[1] ?? 0), bytes: Number(m?.[2] ?? 0) };
     };
