@@ -4,6 +4,7 @@ import { tcpListenHolders, udpPortHolders } from '../net/port-owner.js';
 import { policyOf, type Config } from '../daemon/config.js';
 import { UserError } from '../core/errors.js';
 import { FileRoot, isUrl, type Refusal } from '../files/root.js';
+import { Upstream, UpstreamError } from '../files/upstream.js';
 import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';
 import { bootFiles, httpFiles } from '../pxe/boot.js';
 
@@ -91,6 +92,45 @@ async function bootFileLine(root: FileRoot, file: string): Promise<CheckLine> {
     : { ok: false, text: `boot file ${file} ${REFUSAL_TEXT[r.reason] ?? `is not served (${r.reason})`}` };
 }
 
+/** How long `--check` waits for the upstream's answer to each HEAD. */
+const HEAD_TIMEOUT_MS = 5000;
+
+/** A boot file the root does not hold, asked of `--upstream` with a HEAD, as the server would fetch it. */
+async function upstreamFileLine(upstream: Upstream, file: string): Promise<CheckLine> {
+  try {
+    const h = await upstream.head(file, HEAD_TIMEOUT_MS);
+    const size = h.length !== undefined ? `${h.length} bytes` : 'size unknown';
+    return { ok: true, text: `boot file ${file} is not local; the upstream has it (${size}): ${h.url}` };
+  } catch (err) {
+    if (!(err instanceof UpstreamError)) throw err;
+    return err.kind === 'not-found'
+      ? { ok: false, text: `boot file ${file} is neither in the TFTP root nor upstream (${err.message})` }
+      : { ok: false, text: `boot file ${file} is not local and the upstream failed: ${err.message}` };
+  }
+}
+
+/** The cache directory exists, or can be made (the daemon makes it, as root before the drop). */
+function cacheDirLine(dir: string): CheckLine {
+  let at = dir;
+  for (;;) {
+    try {
+      if (!statSync(at).isDirectory()) return { ok: false, text: `cache directory ${dir}: ${at} is not a directory` };
+      break;
+    } catch {
+      const parent = resolve(at, '..');
+      if (parent === at) break;
+      at = parent;
+    }
+  }
+  if (at !== dir) return { ok: true, text: `cache directory ${dir} does not exist yet; the daemon makes it` };
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return { ok: true, text: `cache directory ${dir} is writable` };
+  } catch {
+    return { ok: false, text: `cache directory ${dir} is not writable by this user` };
+  }
+}
+
 /** The root and every boot file the policy can hand out (default and rules); URLs are skipped. */
 async function fileLines(config: Config): Promise<CheckLine[]> {
   const files = bootFiles(policyOf(config));
@@ -101,10 +141,32 @@ async function fileLines(config: Config): Promise<CheckLine[]> {
   }
   const root = resolve(config.tftp.root);
   const problem = rootProblem(root);
-  if (problem) return [{ ok: false, text: `TFTP root ${root} ${problem}` }];
-  const lines: CheckLine[] = [{ ok: true, text: `TFTP root ${root} is a readable directory` }];
+  const u = config.upstream;
+  // With --upstream an absent root is fine: every file comes from the mirror.
+  if (problem && !(u && problem === 'does not exist')) return [{ ok: false, text: `TFTP root ${root} ${problem}` }];
+  const lines: CheckLine[] = [
+    problem
+      ? { ok: true, text: `TFTP root ${root} does not exist: every file comes from the upstream` }
+      : { ok: true, text: `TFTP root ${root} is a readable directory` },
+  ];
   const fileRoot = new FileRoot(root);
-  for (const file of files) lines.push(await bootFileLine(fileRoot, file));
+  const upstream = u ? new Upstream(u.url) : undefined;
+  if (u) lines.push({ ok: true, text: `upstream ${u.url}` }, cacheDirLine(u.cacheDir));
+  try {
+    for (const file of files) {
+      if (upstream && !isUrl(file)) {
+        // Missing here: the server would fetch it, so ask the upstream as it would.
+        const r = await fileRoot.check(file);
+        if (!r.ok && r.reason === 'not-found') {
+          lines.push(await upstreamFileLine(upstream, file));
+          continue;
+        }
+      }
+      lines.push(await bootFileLine(fileRoot, file));
+    }
+  } finally {
+    upstream?.close();
+  }
   return lines;
 }
 
