@@ -105,6 +105,13 @@ SOAK_RATE    ?= 500
 soak: build
 	$(NODE) --import tsx test/soak/soak.ts --seconds $(SOAK_SECONDS) --rate $(SOAK_RATE)
 
+## storm: N machines (100) switched on at once, KERNEL_MB (20) of kernel and initrd over VIA (tftp|http), against
+## STACK (ours|dnsmasq|dnsmasq+tftpd-hpa|all, default all): lost machines, p50/p95/max, CPU, RSS; needs root.
+.PHONY: storm
+storm: build
+	N=$(or $(N),100) KERNEL_MB=$(or $(KERNEL_MB),20) VIA=$(or $(VIA),tftp) STACK=$(or $(STACK),all) \
+	  $(NODE) --import tsx test/storm/storm.ts
+
 ## unit-file: the systemd unit with this install's paths (UNIT_FILE).
 UNIT_FILE ?= dist/pxe-pdhcp.service
 unit-file: src/daemon/systemd/pxe-pdhcp.service.in
