@@ -64,6 +64,10 @@ $(ARM64_GRUB):
 test: deps build
 	$(TEST_RUN) $(UNIT_TESTS)
 
+## unit: what `npm test` runs: the unit and loopback tests, as any user, in under a minute.
+unit: build
+	$(NPM) test
+
 ## e2e: real PXE firmware under QEMU (BIOS, UEFI, iPXE chainload, Secure Boot, ARM64) plus a bystander boots through
 ## the built daemon beside a PXE-less dnsmasq, in network namespaces; needs root.
 E2E_TESTS = $(shell find test/e2e -name '*.test.ts' | sort)
