@@ -101,7 +101,12 @@ function ownFiles(): Record<string, string> {
     ].join('\n'),
     [LKRN_PROOF]: '#!ipxe\necho ipxe.lkrn started from pxelinux\nshell\n',
     // UEFI: syslinux.efi prints through the firmware console, which OVMF mirrors to the serial port.
-    'efi64/pxelinux.cfg/default': [`SAY ${MARKER.uefi}`, 'PROMPT 1', 'TIMEOUT 0', ''].join('\n'),
+    // On a loaded machine that path loses characters now and then (QEMU drops a byte the serial
+    // backend could not take after a few retries, and EDK2's serial write gives up on a timeout):
+    // seen as "...-UEF-SYSLINUX-OK". So the marker comes several times; one intact copy suffices.
+    'efi64/pxelinux.cfg/default': [...Array<string>(6).fill(`SAY ${MARKER.uefi}`), 'PROMPT 1', 'TIMEOUT 0', ''].join(
+      '\n',
+    ),
     // iPXE chainload: the script iPXE gets on its second DHCP round (user class iPXE). `shell` waits,
     // so iPXE never returns to the firmware, which would boot from the network again.
     'boot.ipxe': `#!ipxe\necho ${MARKER.ipxe}\nshell\n`,
@@ -111,12 +116,13 @@ function ownFiles(): Record<string, string> {
     'grub/grub.cfg': [
       'if [ "$grub_cpu" = x86_64 ]; then',
       '  if [ "$lockdown" = y -a "$shim_lock" = y ]; then',
-      `    echo ${MARKER.secureboot.replace('x86_64', '${grub_cpu}')}`,
+      // Several copies, as for syslinux.efi: the firmware's serial console may lose a character.
+      `    for i in 1 2 3; do echo ${MARKER.secureboot.replace('x86_64', '${grub_cpu}')}; done`,
       '  else',
       '    echo "PXE-PDHCP-E2E: GRUB runs without Secure Boot lockdown (lockdown=$lockdown shim_lock=$shim_lock)"',
       '  fi',
       'else',
-      `  echo ${MARKER.arm64.replace('arm64-OK', '${grub_cpu}-OK')}`,
+      `  for i in 1 2 3; do echo ${MARKER.arm64.replace('arm64-OK', '${grub_cpu}-OK')}; done`,
       'fi',
       'echo "TFTP server $net_default_server, prefix $prefix"',
       '',
