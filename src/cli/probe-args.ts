@@ -7,7 +7,7 @@ import type { ProbeOptions } from '../probe/run.js';
 
 /** pxe-probe's usage line. */
 export const USAGE =
-  'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';
+  'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--http-client] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';
 
 /** What the command line asks for. */
 export type ProbeParse =
@@ -23,8 +23,15 @@ const OPTIONS = {
     desc: 'option 93: bios, efi-x64, efi-arm64, … or a number (default bios)',
   },
   'user-class': { type: 'string', requiresArg: true, desc: 'option 77; iPXE makes the probe speak like iPXE' },
+  'http-client': {
+    type: 'boolean',
+    desc: 'speak like UEFI HTTP Boot: option 60 HTTPClient (arch default efi-x64-http); --fetch then uses HTTP',
+  },
   uuid: { type: 'string', requiresArg: true, desc: 'option 97 GUID 8-4-4-4-12 (default: zeros + MAC), or none' },
-  fetch: { type: 'boolean', desc: 'download the boot file (and a pxelinux config, kernel, initrd) over TFTP' },
+  fetch: {
+    type: 'boolean',
+    desc: 'download the boot file (and a pxelinux config, kernel, initrd) over TFTP; an http:// boot file (an iPXE script and its kernel and initrds) over HTTP',
+  },
   timeout: { type: 'number', requiresArg: true, desc: 'seconds to collect offers (default 5)' },
   blksize: { type: 'number', requiresArg: true, desc: 'TFTP blksize to ask (default MTU - 32)' },
   windowsize: { type: 'number', requiresArg: true, desc: 'TFTP windowsize to ask (default 4, as EDK2)' },
@@ -67,7 +74,9 @@ function toOptions(a: Record<string, unknown>): ProbeOptions {
   const iface = a.interface;
   if (typeof iface !== 'string' || iface === '') throw new UserError('missing -i IFACE');
   const mac = typeof a.mac === 'string' ? macOf(a.mac) : interfaceMac(iface);
-  const arch = typeof a.arch === 'string' ? parseArch(a.arch) : 0;
+  const httpClient = a['http-client'] === true;
+  // UEFI HTTP Boot reports an HTTP architecture: 16 (x64) unless --arch says otherwise.
+  const arch = typeof a.arch === 'string' ? parseArch(a.arch) : httpClient ? 16 : 0;
   if (arch === undefined) throw new UserError(`--arch: unknown architecture '${String(a.arch)}'`);
   const uuid = uuidOf(a.uuid as string | undefined, mac);
   const blksize = a.blksize === undefined ? undefined : Math.trunc(num(a.blksize, 'blksize', 8, 65464, 0));
@@ -76,6 +85,7 @@ function toOptions(a: Record<string, unknown>): ProbeOptions {
     mac,
     arch,
     ...(typeof a['user-class'] === 'string' ? { userClass: a['user-class'] } : {}),
+    ...(httpClient ? { httpClient } : {}),
     ...(uuid ? { uuid } : {}),
     fetch: a.fetch === true,
     timeoutMs: Math.round(num(a.timeout, 'timeout', 0.5, 600, 5) * 1000),

@@ -42,6 +42,8 @@ export interface OfferSummary {
   tftpServerName?: string;
   /** Option 60 starts with PXEClient. */
   pxeClient: boolean;
+  /** Option 60 starts with HTTPClient: an offer UEFI HTTP Boot takes (its boot file a URL). */
+  httpClient?: boolean;
   vendorShape: VendorShape;
   /** Option 43 as hex, when present. */
   vendorHex?: string;
@@ -90,6 +92,7 @@ export function summarizeOffer(
   const o = p.options;
   const vendor = o.get(DhcpOption.VENDOR_CLASS_ID);
   const pxeClient = vendor !== undefined && vendor.toString('latin1', 0, 9) === PXE_CLIENT_CLASS;
+  const httpClient = vendor !== undefined && vendor.toString('latin1', 0, 10) === 'HTTPClient';
   const raw43 = o.get(DhcpOption.VENDOR_SPECIFIC);
   let sub: OptionMap = new Map();
   let vendorShape: VendorShape = 'none';
@@ -102,7 +105,7 @@ export function summarizeOffer(
       vendorShape = 'malformed';
     }
   }
-  const kind = p.yourIp !== '0.0.0.0' ? 'address' : pxeClient ? 'proxy' : 'other';
+  const kind = p.yourIp !== '0.0.0.0' ? 'address' : pxeClient || httpClient ? 'proxy' : 'other';
   const tftpServerName = stringOption(o, DhcpOption.TFTP_SERVER_NAME);
   const subnetMask = ipOption(o, DhcpOption.SUBNET_MASK);
   const router = ipOption(o, DhcpOption.ROUTER);
@@ -118,6 +121,7 @@ export function summarizeOffer(
     bootFile: p.bootFile || (stringOption(o, DhcpOption.BOOTFILE_NAME) ?? ''),
     ...(tftpServerName !== undefined ? { tftpServerName } : {}),
     pxeClient,
+    ...(httpClient ? { httpClient } : {}),
     vendorShape,
     ...(raw43 ? { vendorHex: raw43.toString('hex') } : {}),
     menu: decodeBootMenu(sub.get(PxeSubOption.BOOT_MENU)),
@@ -174,6 +178,20 @@ function planBinl(o: OfferSummary): BootPlan {
   return { kind: 'ask-4011', via: o, target: o.nextServer !== ZERO ? o.nextServer : o.server };
 }
 
+const isHttpUrl = (file: string): boolean => /^https?:\/\//i.test(file);
+
+/**
+ * UEFI HTTP Boot (EDK2 `HttpBootDhcp4.c`, docs/firmware.md#uefi-http-boot): an offer counts only with
+ * option 60 `HTTPClient` and a URI as its boot file; the lease's own URI wins, then a proxy's.
+ */
+function planHttpBoot(lease: OfferSummary | undefined, proxies: OfferSummary[]): BootPlan {
+  if (lease?.httpClient && isHttpUrl(lease.bootFile))
+    return { kind: 'direct', via: lease, nextServer: ZERO, file: lease.bootFile };
+  const proxy = proxies.find((o) => o.httpClient && isHttpUrl(o.bootFile));
+  if (proxy) return { kind: 'direct', via: proxy, nextServer: ZERO, file: proxy.bootFile };
+  return { kind: 'none', reason: 'no offer carried option 60 HTTPClient with an http:// boot file' };
+}
+
 /**
  * Choose as the imitated firmware would. EDK2 and PXE ROMs rank (PxeBcDhcp4.c): the lease's own
  * PXE10 answer, a proxy's PXE10, the lease's BINL, a proxy's BINL, a plain boot file in the lease.
@@ -182,6 +200,7 @@ function planBinl(o: OfferSummary): BootPlan {
 export function planBoot(offers: OfferSummary[], firmware: Firmware): BootPlan {
   const lease = offers.find((o) => o.kind === 'address' && o.message === 'OFFER');
   const proxies = offers.filter((o) => o.kind === 'proxy');
+  if (firmware === 'edk2-http') return planHttpBoot(lease, proxies);
   const leaseFile = lease?.bootFile
     ? { kind: 'direct' as const, via: lease, nextServer: lease.nextServer, file: lease.bootFile }
     : undefined;

@@ -14,18 +14,22 @@ export interface ProbeIdentity {
   userClass?: string;
   /** The 16 GUID bytes of option 97, wire order; undefined leaves 97 out (some Intel ROMs). */
   uuid?: Buffer;
+  /** UEFI HTTP Boot (EDK2 `HttpBootDxe`): option 60 `HTTPClient:…` instead of `PXEClient:…`. */
+  httpClient?: boolean;
 }
 
 /**
  * Which firmware's packets to copy (docs/firmware.md and test/fixtures):
  * - `edk2`: UEFI PXE (OVMF `UefiPxeBcDxe`), any UEFI arch without user class iPXE;
  * - `ipxe`: iPXE, user class `iPXE`, any arch;
- * - `pxe-rom`: a legacy BIOS PXE 2.1 ROM (Intel, Broadcom, Realtek): iPXE's BIOS shape without 77.
+ * - `pxe-rom`: a legacy BIOS PXE 2.1 ROM (Intel, Broadcom, Realtek): iPXE's BIOS shape without 77;
+ * - `edk2-http`: UEFI HTTP Boot (OVMF `HttpBootDxe`): EDK2's packet with option 60 `HTTPClient:…`.
  */
-export type Firmware = 'edk2' | 'ipxe' | 'pxe-rom';
+export type Firmware = 'edk2' | 'ipxe' | 'pxe-rom' | 'edk2-http';
 
 /** The firmware a probe identity imitates. */
 export function firmwareOf(id: ProbeIdentity): Firmware {
+  if (id.httpClient) return 'edk2-http';
   if (id.userClass === 'iPXE') return 'ipxe';
   return isUefiArch(id.arch) ? 'edk2' : 'pxe-rom';
 }
@@ -47,6 +51,7 @@ const MAX_MESSAGE_SIZE = 1472;
 /** Option 94 (RFC 4578 §2.2): UNDI type 1, then the version the firmware's UNDI reports. */
 const NDI: Record<Firmware, readonly [number, number, number]> = {
   edk2: [1, 3, 0],
+  'edk2-http': [1, 3, 0],
   ipxe: [1, 2, 1],
   'pxe-rom': [1, 2, 1],
 };
@@ -61,9 +66,13 @@ function u16(n: number): Buffer {
 export function vendorClassOf(id: ProbeIdentity): string {
   const fw = firmwareOf(id);
   // iPXE on UEFI reports UNDI 3.10 (ipxe-efi-discover.hex); OVMF 3.0; BIOS ROMs 2.1.
-  const undi = fw === 'ipxe' && isUefiArch(id.arch) ? '003010' : fw === 'edk2' ? '003000' : '002001';
-  return `PXEClient:Arch:${String(id.arch).padStart(5, '0')}:UNDI:${undi}`;
+  const undi = fw === 'ipxe' && isUefiArch(id.arch) ? '003010' : isEdk2(fw) ? '003000' : '002001';
+  // HttpBootDhcp4.c writes the same layout with `HTTPClient` in front.
+  return `${fw === 'edk2-http' ? 'HTTPClient' : 'PXEClient'}:Arch:${String(id.arch).padStart(5, '0')}:UNDI:${undi}`;
 }
+
+/** EDK2's own DHCP packets, PXE or HTTP Boot. */
+const isEdk2 = (fw: Firmware): boolean => fw === 'edk2' || fw === 'edk2-http';
 
 function ndiOf(id: ProbeIdentity): Buffer {
   const fw = firmwareOf(id);
@@ -84,7 +93,7 @@ function pxeOptions(id: ProbeIdentity): [number, Buffer][] {
   const maxSize: [number, Buffer] = [DhcpOption.MAX_MESSAGE_SIZE, u16(MAX_MESSAGE_SIZE)];
   const userClass: [number, Buffer][] =
     id.userClass !== undefined ? [[DhcpOption.USER_CLASS, Buffer.from(id.userClass, 'latin1')]] : [];
-  if (fw === 'edk2') {
+  if (isEdk2(fw)) {
     // PxeBcDhcp4.c builds 57, 55, 97, 94, 93, 60 in this order (ovmf-edk2-discover.hex).
     return [
       maxSize,
@@ -160,7 +169,7 @@ export function buildRequest(id: ProbeIdentity, xid: number, serverId: string, a
     [DhcpOption.REQUESTED_IP, ipToBytes(address)],
   ];
   const rest = pxeOptions(id);
-  const options = firmwareOf(id) === 'edk2' ? [...chosen, ...rest] : [...rest, ...chosen];
+  const options = isEdk2(firmwareOf(id)) ? [...chosen, ...rest] : [...rest, ...chosen];
   return packet(id, xid, [messageType(MessageType.REQUEST), ...options]);
 }
 
@@ -180,7 +189,7 @@ export interface BootRequest {
  */
 export function buildBootRequest(id: ProbeIdentity, xid: number, req: BootRequest): DhcpPacket {
   const options: [number, Buffer][] = [messageType(MessageType.REQUEST), ...pxeOptions(id)];
-  if (firmwareOf(id) !== 'edk2') options.push([DhcpOption.SERVER_ID, ipToBytes(req.serverId)]);
+  if (!isEdk2(firmwareOf(id))) options.push([DhcpOption.SERVER_ID, ipToBytes(req.serverId)]);
   if (req.bootItemType !== undefined) {
     const item = Buffer.alloc(4);
     item.writeUInt16BE(req.bootItemType, 0);
@@ -192,7 +201,7 @@ export function buildBootRequest(id: ProbeIdentity, xid: number, req: BootReques
 /** DHCPRELEASE of a lease (RFC 2131 §4.4.6): unicast to the server, ciaddr = the address, option 54. */
 export function buildRelease(id: ProbeIdentity, xid: number, serverId: string, address: string): DhcpPacket {
   const clientId: [number, Buffer] = [DhcpOption.CLIENT_ID, Buffer.concat([Buffer.of(1), id.mac])];
-  const ids: [number, Buffer][] = firmwareOf(id) === 'edk2' ? [] : [clientId];
+  const ids: [number, Buffer][] = isEdk2(firmwareOf(id)) ? [] : [clientId];
   return packet(
     id,
     xid,

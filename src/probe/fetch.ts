@@ -27,6 +27,10 @@ export interface TransferReport {
   windowsize?: number;
   tsize?: number;
   failure?: TftpFailure;
+  /** `http` for downloads over HTTP (iPXE scripts, UEFI HTTP Boot); TFTP otherwise. */
+  protocol?: 'http';
+  /** The HTTP status. */
+  status?: number;
 }
 
 export interface FetchReport {

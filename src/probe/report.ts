@@ -17,7 +17,7 @@ const ROWS: [string, (o: OfferSummary) => string][] = [
   ['address (yiaddr)', (o) => o.yourIp],
   ['next-server', (o) => o.nextServer],
   ['boot file', (o) => o.bootFile || '-'],
-  ['option 60', (o) => (o.pxeClient ? 'PXEClient' : '-')],
+  ['option 60', (o) => (o.pxeClient ? 'PXEClient' : o.httpClient ? 'HTTPClient' : '-')],
   ['option 66', (o) => o.tftpServerName ?? '-'],
   ['option 43', vendorText],
   ['option 97', (o) => (o.kind === 'address' ? '-' : o.uuidEcho)],
@@ -38,6 +38,8 @@ export function offerTable(offers: OfferSummary[]): string {
 }
 
 function transferLine(t: TransferReport): string {
+  if (t.protocol === 'http' && t.ok)
+    return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, HTTP ${t.status}) sha256 ${t.sha256}`;
   if (!t.ok)
     return `  ${t.role.padEnd(9)} ${t.file}: FAILED (${t.failure?.kind === 'error' ? `${t.failure.name}: ${t.failure.message}` : t.failure?.message})`;
   return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, blksize ${t.blksize}, windowsize ${t.windowsize}${t.tsize !== undefined ? `, tsize ${t.tsize}` : ''}) sha256 ${t.sha256}`;
@@ -60,7 +62,9 @@ function exchangeText(r: ProbeResult): string[] {
     );
   lines.push(
     r.final
-      ? `Boot: "${r.final.file}" from TFTP server ${r.final.nextServer} (answer of ${r.final.from})`
+      ? /^http:\/\//i.test(r.final.file)
+        ? `Boot: "${r.final.file}" over HTTP (answer of ${r.final.from})`
+        : `Boot: "${r.final.file}" from TFTP server ${r.final.nextServer} (answer of ${r.final.from})`
       : 'Boot: nothing to boot',
   );
   return lines;
@@ -68,7 +72,7 @@ function exchangeText(r: ProbeResult): string[] {
 
 function fetchText(r: ProbeResult): string[] {
   if (!r.fetch) return [];
-  const lines = ['TFTP:'];
+  const lines = [r.fetch.transfers[0]?.protocol === 'http' ? 'HTTP:' : 'TFTP:'];
   const px = r.fetch.pxelinux;
   lines.push(...r.fetch.transfers.filter((t) => t.role === 'boot file').map(transferLine));
   if (px) {

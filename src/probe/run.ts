@@ -18,6 +18,7 @@ import { linkOf } from '../net/interfaces.js';
 import { openDhcpChannel, type DhcpChannel, type Received } from './dhcp-channel.js';
 import { diagnose, type Finding } from './diagnose.js';
 import { fetchBoot, type FetchReport } from './fetch.js';
+import { fetchHttpBoot } from './http-fetch.js';
 
 /** An undo step; runs at most once. */
 export type Undo = () => Promise<void>;
@@ -209,7 +210,10 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
     }
     const final = finalOf(res);
     if (final) res.final = final;
-    if (o.fetch && res.final && res.lease?.acked) {
+    if (o.fetch && res.final && res.lease?.acked && /^http:\/\//i.test(res.final.file)) {
+      // iPXE given a script URL, or UEFI HTTP Boot: the boot file comes over HTTP.
+      res.fetch = await fetchHttpBoot(res.final.file);
+    } else if (o.fetch && res.final && res.lease?.acked) {
       res.fetch = await fetchBoot({
         server: tftpServerOf(res),
         bootFile: res.final.file,
