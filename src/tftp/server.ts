@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: this is the whole request path of port 69 (decode, refuse, admit) and
+ * the one place where a transfer's end is counted, logged and answered; the parts it hands work to
+ * are table.ts (slots), transfer.ts (one transfer) and session.ts (the protocol).
+ */
 import { Counters, RateLimiter, type CounterSink } from '../core/counters.js';
 import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
@@ -49,7 +54,12 @@ export interface TftpServerOptions {
 /** Defaults, chosen so that a rack switched on at once is served and a flood of liars is not. */
 export const TFTP_DEFAULTS = {
   maxTransfers: 256,
-  maxUnconfirmed: 64,
+  /**
+   * As many as the table: in a boot storm a hundred real RRQs arrive before the first ACKs are read,
+   * and a smaller budget evicts real clients (test/storm). Liars still get 4 packets each, and a new
+   * request still takes the oldest unconfirmed slot when the table is full.
+   */
+  maxUnconfirmed: 256,
   maxPerAddress: 64,
   maxUnconfirmedPerAddress: 32,
   /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s) within the life. */
@@ -66,6 +76,8 @@ export const TFTP_DEFAULTS = {
   /** ERROR 5 answers to strangers on transfer ports, per second and in a burst, for the whole server. */
   strangerRepliesPerSecond: 20,
   strangerRepliesBurst: 50,
+  /** At most one "TFTP saturated" warn line (with counts) this often. */
+  saturationLogMs: 10_000,
 } as const;
 
 /**
@@ -84,6 +96,12 @@ export class TftpServer {
     TFTP_DEFAULTS.strangerRepliesBurst,
   );
   #closing = false;
+  /** Refusals and evictions since the last saturation line (see `#saturated`). */
+  readonly #saturation: { refused: number; evicted: number; lastLine: number; timer?: NodeJS.Timeout } = {
+    refused: 0,
+    evicted: 0,
+    lastLine: 0,
+  };
 
   private constructor(o: TftpServerOptions) {
     this.#o = o;
@@ -136,6 +154,7 @@ export class TftpServer {
 
   async close(): Promise<void> {
     this.#closing = true;
+    clearTimeout(this.#saturation.timer);
     for (const t of [...this.#table.values()]) t.abort();
     await Promise.all(this.#listeners.map((l) => l.close()));
   }
@@ -221,11 +240,46 @@ export class TftpServer {
         active: this.#table.size,
         why: admission.why,
       });
+      if (!this.#closing) this.#saturated('refused');
       return this.#sendError(via, from, TftpErrorCode.NOT_DEFINED, 'Server busy, try again');
     }
+    if (admission.evicted) this.#saturated('evicted');
     const t = new Transfer(ctx, from, req, (done, end) => this.#ended(via, done, end));
     this.#table.add(t);
     void t.start();
+  }
+
+  /**
+   * The server is at a limit: say so at warn, at most once per `saturationLogMs`, with the counts
+   * since the previous line, so an operator sees a storm or a flood and not only slow boots.
+   */
+  #saturated(kind: 'refused' | 'evicted'): void {
+    const s = this.#saturation;
+    s[kind]++;
+    const wait = s.lastLine + TFTP_DEFAULTS.saturationLogMs - Date.now();
+    if (wait <= 0) return this.#saturationLine();
+    // Within the quiet period: the counts go out in one line when it ends.
+    s.timer ??= setTimeout(() => {
+      s.timer = undefined;
+      this.#saturationLine();
+    }, wait).unref();
+  }
+
+  #saturationLine(): void {
+    const s = this.#saturation;
+    const now = Date.now();
+    this.#o.log.warn('TFTP saturated: requests refused (Server busy) or unconfirmed transfers evicted', {
+      active: this.#table.size,
+      unconfirmed: this.#table.unconfirmed,
+      'max-transfers': this.#table.limits.maxTransfers,
+      'max-unconfirmed': this.#table.limits.maxUnconfirmed,
+      refused: s.refused,
+      evicted: s.evicted,
+      seconds: s.lastLine === 0 ? 0 : Math.round((now - s.lastLine) / 1000),
+    });
+    s.lastLine = now;
+    s.refused = 0;
+    s.evicted = 0;
   }
 
   #refuseWrite(via: Datagrams, from: Peer, p: TftpRequest): void {
