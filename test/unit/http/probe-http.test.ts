@@ -10,7 +10,6 @@ import { planBoot, summarizeOffer } from '../../../src/probe/analyze.js';
 import { buildDiscover, firmwareOf } from '../../../src/probe/client-packets.js';
 import { fetchHttpBoot, parseIpxeScript } from '../../../src/probe/http-fetch.js';
 import { textReport } from '../../../src/probe/report.js';
-import type { ProbeResult } from '../../../src/probe/run.js';
 import { decideProxyOffer } from '../../../src/pxe/policy.js';
 import { parseRule } from '../../../src/pxe/rules.js';
 import { DhcpOption } from '../../../src/wire/dhcp-constants.js';
@@ -134,7 +133,7 @@ describe('pxe-probe follows an http:// boot file as iPXE does', () => {
       findings: [],
       ok: true,
       fetch: r,
-    } as ProbeResult);
+    });
     assert.match(text, /^HTTP:$/m);
     assert.match(
       text,
