@@ -25,7 +25,7 @@ BOOT_PKGS = pxelinux syslinux-common syslinux-efi ipxe
 UNIT_TESTS = $(shell find test -name '*.test.ts' -not -path 'test/e2e/*' | sort)
 TEST_RUN   = $(NODE) --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all build test unit check lint format typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp bench-http fuzz soak unit-file e2e lab
+.PHONY: all build test unit check lint format typecheck man run deps tftproot install uninstall clean distclean bench bench-dhcp bench-tftp bench-http bench-upstream fuzz soak unit-file e2e lab
 
 all: build
 
@@ -92,6 +92,10 @@ bench-dhcp: build
 ## bench-tftp: MB/s of our TFTP server next to tftpd-hpa, dnsmasq and atftpd (BENCH_ROUNDS, BENCH_ONLY).
 bench-tftp: build
 	$(NODE) --import tsx test/bench/tftp-bench.ts
+
+## bench-upstream: --upstream cache hits next to local files (TFTP, HTTP), first fetch next to a direct curl (BENCH_ROUNDS, BENCH_MIB, BENCH_RATE).
+bench-upstream: build
+	$(NODE) --import tsx test/bench/upstream-bench.ts
 
 ## bench-http: MB/s of our HTTP server next to nginx, 1 and 20 streams, CPU per MB, RSS (BENCH_ROUNDS, BENCH_CLIENTS).
 bench-http: build
