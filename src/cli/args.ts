@@ -22,6 +22,7 @@ import { isOwnHttp } from '../pxe/http-boot.js';
 import type { BootRule } from '../pxe/rules.js';
 import { isIPv4 } from '../wire/ip.js';
 import { parseQuietly } from './yargs-quiet.js';
+import { OUTSIDE_LISTS, OUTSIDE_OPTIONS, resolveOutside } from './outside-args.js';
 
 /** pxe-pdhcp's own usage text, kept word for word for scripts that grep it. */
 export const USAGE =
@@ -82,6 +83,7 @@ export const OPTIONS = {
     type: 'string',
     desc: 'age after which a cached file is revalidated upstream, e.g. 90s, 30m, 1h (default 1h)',
   },
+  ...OUTSIDE_OPTIONS,
   user: { type: 'string', desc: 'account to run as after binding, when started as root (default nobody)' },
   'dhcp-port': { type: 'number', desc: 'proxyDHCP port (default 67; for tests)' },
   'proxy-port': { type: 'number', desc: 'PXE boot-server port (default 4011; for tests)' },
@@ -90,7 +92,7 @@ export const OPTIONS = {
 } as const;
 
 /** Options whose value is a list; every other option keeps its last value, as getopt does. */
-const LIST_OPTIONS = new Set(['interface', 'boot', 'allow', 'deny']);
+const LIST_OPTIONS = new Set<string>(['interface', 'boot', 'allow', 'deny', ...OUTSIDE_LISTS]);
 
 /** Every option that takes a value must get one: `-i` alone is an error, as with getopt. */
 function withRequiredValues(options: Record<string, { type: string }>): Record<string, object> {
@@ -243,7 +245,9 @@ export function resolveConfig(cli: RawOptions): Config {
   const nbp = str(raw, 'nbp');
   const boot = parseBootRules(raw.boot);
   // Rules may cover every client themselves; without any, <nbp> is the only answer (pxe-pdhcp).
-  if (nbp === undefined && boot.length === 0) throw new UserError('missing <nbp name>', true);
+  // With --decide-url, the decision service may answer every client itself.
+  if (nbp === undefined && boot.length === 0 && raw['decide-url'] === undefined)
+    throw new UserError('missing <nbp name>', true);
   if (ifaces.length === 0 && (!listenAddress || !tftpAddress || !broadcastAddress)) {
     throw new UserError('give -i, or all of -l, -t and -b', true);
   }
@@ -257,6 +261,7 @@ export function resolveConfig(cli: RawOptions): Config {
     throw new UserError(`${needs} needs the HTTP server: add --http (kernel= and http:/// are served by it)`);
   return {
     foreground: bool(raw, 'foreground') ?? false,
+    ...resolveOutside(raw, bool(raw, 'foreground') ?? false),
     interfaces: ifaces,
     ...(listenAddress ? { listenAddress } : {}),
     ...(tftpAddress ? { tftpAddress } : {}),

@@ -7,6 +7,7 @@ import { FileRoot, isUrl, type Refusal } from '../files/root.js';
 import { Upstream, UpstreamError } from '../files/upstream.js';
 import { isLocalAddress, lookupInterface, systemInterfaces, type InterfaceSources } from '../net/interfaces.js';
 import { bootFiles, httpFiles } from '../pxe/boot.js';
+import { decideCheckLines, eventsAndMetricsLines } from './outside-check.js';
 
 /** One line of the `--check` report. */
 export interface CheckLine {
@@ -149,7 +150,8 @@ async function fileLines(config: Config): Promise<CheckLine[]> {
       ? { ok: true, text: `TFTP root ${root} does not exist: every file comes from the upstream` }
       : { ok: true, text: `TFTP root ${root} is a readable directory` },
   ];
-  const fileRoot = new FileRoot(root);
+  // Through --remap, as the server resolves them.
+  const fileRoot = new FileRoot(root).setRemap(() => config.remap ?? []);
   const upstream = u ? new Upstream(u.url) : undefined;
   if (u) lines.push({ ok: true, text: `upstream ${u.url}` }, cacheDirLine(u.cacheDir));
   try {
@@ -177,7 +179,7 @@ async function httpFileLines(config: Config): Promise<CheckLine[]> {
   const problem = rootProblem(http.root);
   if (problem) return [{ ok: false, text: `HTTP root ${http.root} ${problem}` }];
   const lines: CheckLine[] = [{ ok: true, text: `HTTP root ${http.root} is a readable directory` }];
-  const root = new FileRoot(http.root);
+  const root = new FileRoot(http.root).setRemap(() => config.remap ?? []);
   for (const file of httpFiles(policyOf(config))) {
     const r = await root.check(file);
     lines.push(
@@ -212,6 +214,7 @@ export async function runCheck(config: Config, deps: CheckDeps = {}): Promise<Ch
     );
   lines.push(...(await fileLines(config)));
   lines.push(...(await httpFileLines(config)));
+  lines.push(...eventsAndMetricsLines(config), ...(await decideCheckLines(config)));
   return lines;
 }
 

@@ -58,9 +58,15 @@ function report(m: ChildMessage): void {
 /** Signals: TERM/INT/QUIT stop cleanly, HUP reloads the config file, a second stop signal exits at once. */
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
 
-function installSignals(daemon: Daemon, raw: RawOptions, log: DaemonLogger, pending: string | undefined): void {
+/** Returns how `--exit-after` ends the daemon: the same clean stop, with its exit status. */
+function installSignals(
+  daemon: Daemon,
+  raw: RawOptions,
+  log: DaemonLogger,
+  pending: string | undefined,
+): (code: number, reason: string) => void {
   let stopping = false;
-  const stop = (signal: string): void => {
+  const stop = (signal: string, code = 0): void => {
     if (stopping) process.exit(1);
     stopping = true;
     log.info('stopping', { signal, stats: daemon.stats.snapshot() });
@@ -69,7 +75,7 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: DaemonLogger, pend
       .close()
       .then(() => closeLogger(log))
       .then(() => {
-        process.exitCode = 0;
+        process.exitCode = code;
       });
   };
   for (const s of STOP_SIGNALS) {
@@ -91,6 +97,7 @@ function installSignals(daemon: Daemon, raw: RawOptions, log: DaemonLogger, pend
     }
   });
   if (pending) stop(pending);
+  return (code, reason) => stop(reason, code);
 }
 
 /** After the drop, the TFTP root must still be readable: say so at once rather than refuse every request. */
@@ -132,6 +139,8 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
   process.on('SIGHUP', () => log.info('SIGHUP during start-up: nothing to reload yet'));
   // A stop asked for during start-up is carried out, cleanly, as soon as there is something to stop.
   let pendingStop: string | undefined;
+  let stopWith: ((code: number, reason: string) => void) | undefined = undefined;
+  let pendingExit: { code: number; reason: string } | undefined;
   for (const s of STOP_SIGNALS) process.on(s, () => (pendingStop ??= s));
   let daemon: Daemon;
   try {
@@ -144,7 +153,12 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
       log.info('dropped privileges', { user: drop.account.name, uid: drop.account.uid, gid: drop.account.gid });
       if (config.tftp.enabled) warnUnreadableRoot(config.tftp.root, drop.account.name, log);
     };
-    daemon = await startDaemon(config, { log, afterBind });
+    // --exit-after: the verdict is carried out by the signal handlers' clean stop once installed.
+    const exit = (code: number, reason: string): void => {
+      if (stopWith) stopWith(code, reason);
+      else pendingExit ??= { code, reason };
+    };
+    daemon = await startDaemon(config, { log, afterBind, exit });
   } catch (err) {
     const message = err instanceof UserError ? err.message : `start-up failed: ${(err as Error).message}`;
     if (detached) {
@@ -154,7 +168,8 @@ async function run(config: Config, raw: RawOptions, detached: boolean): Promise<
     await closeLogger(log);
     fail(message);
   }
-  installSignals(daemon, raw, log, pendingStop);
+  stopWith = installSignals(daemon, raw, log, pendingStop);
+  if (pendingExit) stopWith(pendingExit.code, pendingExit.reason);
   if (detached) report({ ready: true });
 }
 

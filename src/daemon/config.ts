@@ -2,6 +2,10 @@ import type { LogFormat, LogLevel } from './logging.js';
 import type { ClientPattern } from '../pxe/acl.js';
 import type { BootPolicy, EfiMode } from '../pxe/boot.js';
 import type { BootRule } from '../pxe/rules.js';
+import type { DecideSettings } from '../pxe/decide.js';
+import type { RemapRule } from '../files/remap.js';
+import type { EventsConfig } from './events.js';
+import type { MetricsConfig } from './metrics.js';
 
 /** Everything the daemon needs, from the command line and the `--config` file. */
 export interface Config {
@@ -46,6 +50,14 @@ export interface Config {
   http?: HttpConfig;
   /** `--upstream`: names missing from the roots are fetched from a mirror and cached; off when absent. */
   upstream?: UpstreamConfig;
+  /** `--decide-url` and its settings: an outside service decides who boots what; off when absent. */
+  decide?: DecideSettings;
+  /** `--remap`: rewrites of requested names for TFTP and HTTP, first match wins. */
+  remap?: RemapRule[];
+  /** `--events`, `--notify`, `--exit-after`, `--exit-timeout`; none when absent. */
+  events?: EventsConfig;
+  /** `--metrics`: the `/metrics` and `/status` listener; off when absent. */
+  metrics?: MetricsConfig;
 }
 
 export interface UpstreamConfig {
@@ -124,6 +136,11 @@ const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
   ['log-format', (c) => c.logFormat],
   ['log-file', (c) => c.logFile],
   ['user', (c) => c.user],
+  ['events', (c) => c.events?.file],
+  ['notify', (c) => c.events?.notify.map((n) => n.text)],
+  ['exit-after', (c) => c.events?.exitAfter.map((x) => x.text)],
+  ['exit-timeout', (c) => c.events?.exitTimeout],
+  ['metrics', (c) => c.metrics],
 ];
 
 /** The restart-only settings that differ between two configs, by option name. */

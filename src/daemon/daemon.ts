@@ -26,6 +26,8 @@ import { bindBundledHttp, warnMissingHttpFiles } from './http.js';
 import type { CacheCounter, UpstreamCache } from '../files/cache.js';
 import { createUpstreamCache, prepareCacheDir } from './upstream.js';
 import { DEFAULT_USER } from './config.js';
+import type { DecideCounter } from '../pxe/decide.js';
+import { Outside } from './outside.js';
 
 export { policyOf } from './config.js';
 
@@ -36,7 +38,8 @@ const RECV_BUFFER = 4 * 1024 * 1024;
 const SUMMARY_MS = 10_000;
 
 /** Every counter the daemon keeps: the responder's, the TFTP server's, and its sockets' troubles. */
-export type DaemonCounter = DhcpCounter | TftpCounter | HttpCounter | CacheCounter | `dhcp-${DatagramTrouble}`;
+export type DaemonCounter =
+  DhcpCounter | TftpCounter | HttpCounter | CacheCounter | DecideCounter | `dhcp-${DatagramTrouble}`;
 
 /** One place we serve: an interface (with -i) or the `-l -t -b` addresses. */
 export interface Site {
@@ -51,6 +54,8 @@ export interface Daemon {
   readonly ports: { dhcp: number[]; proxy: number[]; tftp: number[]; http: number[] };
   /** TFTP transfers in progress (0 without the TFTP server). */
   readonly tftpActive: number;
+  /** `--decide-url`, `--remap`, events and `--metrics` (src/daemon/outside.ts). */
+  readonly outside: Outside;
   /**
    * Apply a new config's policy at once; sockets are kept (never re-bound). Returns the settings
    * that changed but need a restart, which keep their running value.
@@ -67,6 +72,8 @@ export interface DaemonDeps {
    * drop. If it throws, everything is closed and the error passed on.
    */
   afterBind?: () => void | Promise<void>;
+  /** `--exit-after`/`--exit-timeout` ask the daemon to end: stop it and exit with `code`. */
+  exit?: (code: number, reason: string) => void;
 }
 
 /** Work out where we serve. @throws UserError for a missing interface or a foreign address */
@@ -74,6 +81,7 @@ export function resolveSites(config: Config, src: InterfaceSources = systemInter
   const site = (serverIp: string, iface?: InterfaceInfo): Site => ({
     ...(iface ? { iface } : {}),
     ctx: {
+      ...(iface ? { interfaceName: iface.name } : {}),
       serverIp,
       tftpServer: config.tftpAddress ?? serverIp,
       broadcastAddress: config.broadcastAddress ?? LIMITED_BROADCAST,
@@ -156,7 +164,9 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
   const upstream = cache ? { upstream: cache } : {};
   // The policy in force: read by the responder on every packet and by the HTTP server's scripts.
   let policy = policyOf(config);
+  let outside: Outside | null = null;
   try {
+    outside = await Outside.bind(config, { log, lines, stats, ...(deps.exit ? { exit: deps.exit } : {}) });
     bound = [];
     for (const s of sites) bound.push(await bindSite(config, s, sites.length > 1, opened, report));
     const ifaces = sites.map((s) => s.iface);
@@ -166,19 +176,27 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       counters: stats,
       ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
       ...upstream,
+      hooks: outside.tftpHooks(),
     });
-    http = await bindBundledHttp(config, sites, { log, lines, counters: stats, policy: () => policy, ...upstream });
+    http = await bindBundledHttp(config, sites, {
+      log,
+      lines,
+      counters: stats,
+      policy: () => policy,
+      ...upstream,
+      hooks: outside.httpHooks(),
+    });
     // Still root here: the cache directory is made and given to --user before root is gone.
     if (config.upstream) await prepareCacheDir(config.upstream.cacheDir, config.user ?? DEFAULT_USER);
   } catch (err) {
-    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close()]);
+    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), outside?.close()]);
     throw err;
   }
   try {
     await deps.afterBind?.();
     await cache?.init();
   } catch (err) {
-    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close()]);
+    await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close(), outside.close()]);
     throw err;
   }
   if (cache) {
@@ -192,7 +210,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     });
   }
   let running = config;
-  const responderDeps: ResponderDeps = { lines, counters: stats, policy: () => policy };
+  const responderDeps: ResponderDeps = { lines, counters: stats, policy: () => policy, ...outside.responderDeps() };
   for (const b of bound) serveSite(config, b, responderDeps, log);
   if (tftp) {
     tftp.serve();
@@ -201,7 +219,8 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       ports: tftp.ports.join(','),
       'max-transfers': config.tftp.maxTransfers,
     });
-    void warnMissingBootFiles(new FileRoot(config.tftp.root, cache ?? undefined), bootFiles(policy), log);
+    const root = new FileRoot(config.tftp.root, cache ?? undefined).setRemap(() => config.remap ?? []);
+    void warnMissingBootFiles(root, bootFiles(policy), log);
   }
   if (http) {
     http.serve();
@@ -211,8 +230,24 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       'max-connections': config.http!.maxConnections,
       'http-boot': config.http!.boot,
     });
-    void warnMissingHttpFiles(new FileRoot(config.http!.root, cache ?? undefined), policy, log);
+    const root = new FileRoot(config.http!.root, cache ?? undefined).setRemap(() => config.remap ?? []);
+    void warnMissingHttpFiles(root, policy, log);
   }
+  outside.serve({
+    interfaces: () =>
+      sites.map((s, i) => ({
+        name: s.iface?.name ?? 'any',
+        address: s.ctx.serverIp,
+        ports: {
+          dhcp: [bound[i]!.dhcp.port],
+          proxy: [bound[i]!.proxy.port],
+          tftp: tftp?.ports ?? [],
+          http: http?.ports ?? [],
+        },
+      })),
+    tftpActive: () => tftp?.active ?? 0,
+    httpConnections: () => http?.connections ?? 0,
+  });
   const summary = setInterval(() => reportSuppressed(lines, log, stats), SUMMARY_MS);
   summary.unref();
   return {
@@ -227,15 +262,17 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
     get tftpActive() {
       return tftp?.active ?? 0;
     },
+    outside,
     reload(next: Config) {
       const kept = restartOnlyChanges(running, next);
       policy = policyOf(next);
+      outside.reload(next);
       running = next;
       return kept;
     },
     async close() {
       clearInterval(summary);
-      await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close()]);
+      await Promise.all([...opened.map(closeUdp), tftp?.close(), http?.close(), cache?.close(), outside.close()]);
     },
   };
 }

@@ -6,6 +6,7 @@ import { HttpServer, type HttpCounter, type HttpListen } from '../http/server.js
 import { httpFiles, type BootPolicy } from '../pxe/boot.js';
 import { httpHostPort } from '../pxe/http-boot.js';
 import type { Site } from './daemon.js';
+import type { HttpHooks } from './outside.js';
 
 /**
  * Where the HTTP server listens: on each served interface's address (the address our URLs name),
@@ -32,18 +33,23 @@ export async function bindBundledHttp(
     policy: () => BootPolicy;
     /** `--upstream`: where names missing from the root come from. */
     upstream?: FileSource;
+    /** `--remap` rules and the event hooks (src/daemon/outside.ts). */
+    hooks?: HttpHooks;
   },
 ): Promise<HttpServer | null> {
   if (!config.http?.enabled) return null;
   const listen = httpListeners(config, sites);
   const server = await HttpServer.bind({
-    root: new FileRoot(config.http.root, deps.upstream),
+    root: new FileRoot(config.http.root, deps.upstream).setRemap(deps.hooks?.remap ?? (() => [])),
     listen,
     limits: { maxConnections: config.http.maxConnections },
     log: deps.log,
     lines: deps.lines,
     counters: deps.counters,
     policy: deps.policy,
+    nameContext: deps.hooks?.nameContext,
+    decided: deps.hooks?.decided,
+    onRequest: deps.hooks?.onRequest,
   });
   const ports = server.ports;
   for (const site of sites) {

@@ -13,6 +13,7 @@ import type { PeerLog } from '../core/logger.js';
 import { FileRoot, type FileSource } from '../files/root.js';
 import type { TftpCounter } from '../tftp/context.js';
 import { TFTP_DEFAULTS, TftpServer, type TftpListen } from '../tftp/server.js';
+import type { TftpHooks } from './outside.js';
 
 /** Why the bundled server stays off, or null when it should run. */
 export function tftpDisabledReason(config: Config, src: InterfaceSources = systemInterfaces): string | null {
@@ -60,6 +61,8 @@ export async function bindBundledTftp(
     interfaces?: InterfaceSources;
     /** `--upstream`: where names missing from the root come from. */
     upstream?: FileSource;
+    /** `--remap` rules and the event hooks (src/daemon/outside.ts). */
+    hooks?: TftpHooks;
   },
 ): Promise<TftpServer | null> {
   const { log } = deps;
@@ -71,7 +74,7 @@ export async function bindBundledTftp(
   const t = config.tftp;
   try {
     return await TftpServer.bind({
-      root: new FileRoot(t.root, deps.upstream),
+      root: new FileRoot(t.root, deps.upstream).setRemap(deps.hooks?.remap ?? (() => [])),
       listen: tftpListeners(config, ifaces, deps.interfaces),
       limits: {
         maxTransfers: t.maxTransfers,
@@ -85,6 +88,9 @@ export async function bindBundledTftp(
       log,
       lines: deps.lines,
       counters: deps.counters,
+      onTransferStart: deps.hooks?.onTransferStart,
+      onTransferEnd: deps.hooks?.onTransferEnd,
+      nameContext: deps.hooks?.nameContext,
     });
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
