@@ -72,6 +72,12 @@ export interface RequestOptions {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** Idle pooled connections close after this: before the mirror's own keep-alive limit (Apache: 5 s). */
+const IDLE_SOCKET_MS = 4000;
+
+/** The request met a reset on a kept-alive socket: it is sent again once. */
+class ReusedSocketReset extends Error {}
+
 /** Certificate and handshake failures: reported as one `TLS` line, never a stack. */
 const TLS_CODES = new Set([
   'CERT_HAS_EXPIRED',
@@ -161,6 +167,8 @@ export class Upstream {
       keepAlive: true,
       maxSockets: this.limits.maxConnections,
       maxTotalSockets: this.limits.maxConnections,
+      // Closes idle pooled sockets only: a request in flight has its own bounds (#once).
+      timeout: IDLE_SOCKET_MS,
     };
     this.#http = new HttpAgent(pool);
     this.#https = new HttpsAgent({ ...pool, ...tls });
@@ -181,7 +189,11 @@ export class Upstream {
     if (url === null) throw new UpstreamError('not-found', String(name), `'${name}' is not a name fetched upstream`);
     let current = new URL(url);
     for (let hops = 0; ; hops++) {
-      const res = await this.#once(current, o);
+      const res = await this.#once(current, o).catch((err: unknown) => {
+        // A kept-alive socket the mirror closed as we reused it: once more on a fresh one (Node's advice).
+        if (err instanceof ReusedSocketReset) return this.#once(current, o);
+        throw err;
+      });
       const status = res.statusCode ?? 0;
       if (REDIRECTS.has(status)) {
         res.resume();
@@ -267,6 +279,7 @@ export class Upstream {
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        if (req.reusedSocket && err.code === 'ECONNRESET') return reject(new ReusedSocketReset());
         const message =
           err.code === 'HEADERS_TIMEOUT'
             ? `${u.href}: no answer from ${hostOf(u)} within ${timeoutMs / 1000} s`

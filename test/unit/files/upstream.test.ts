@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -198,6 +198,34 @@ describe('the upstream fetcher against a local mirror', () => {
     const h = await up.head('h');
     assert.equal(h.length, 1234);
     assert.equal(mirror.count('/h', 'HEAD'), 1);
+  });
+});
+
+describe('a kept-alive connection the mirror drops as it is reused', () => {
+  it('the request goes again, once, on a fresh connection', async () => {
+    let connections = 0;
+    const server = createNetServer((sock) => {
+      connections++;
+      let requests = 0;
+      sock.on('data', () => {
+        // The first request of each connection is answered (kept alive); a second one is reset.
+        if (++requests === 1) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
+        else sock.resetAndDestroy();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const up = new Upstream(`http://127.0.0.1:${(server.address() as { port: number }).port}/`);
+    try {
+      for (const name of ['a', 'b', 'c']) {
+        const r = await up.request(name);
+        r.body.resume();
+        await new Promise((res) => r.body.once('end', res));
+      }
+      assert.equal(connections, 3, 'each reset was retried on a new connection');
+    } finally {
+      up.close();
+      server.close();
+    }
   });
 });
 
