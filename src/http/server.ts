@@ -417,7 +417,11 @@ export class HttpServer {
       res.end();
       return;
     }
-    const stream = new FileRangeStream(file, start, end, this.#limits.chunkSize);
+    // A file still arriving from --upstream follows its download with its own stream, which passes
+    // on bytes as they come; a 256 KiB read would hold the first byte back until 256 KiB are in.
+    const stream = file.arriving
+      ? file.stream(start, end)
+      : new FileRangeStream(file, start, end, this.#limits.chunkSize);
     stream.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
     // The file is closed once the response is over, finished or cut off (res 'close' fires both ways).
     res.once('close', () => void file.close());
