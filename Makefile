@@ -13,7 +13,7 @@ ARGS    ?= -i $(IFACE) --tftp-root $(TFTP_ROOT) --boot arch=efi-x64,file=syslinu
 # Debian packages the tests use (real clients and servers, QEMU firmware, man page checks).
 DEBIAN_PKGS = g++ iproute2 dnsmasq-base busybox isc-dhcp-client tcpdump tshark nftables mandoc groff-base \
 	tftp-hpa tftpd-hpa atftp curl wget nginx-light qemu-system-x86 ipxe-qemu ovmf pxelinux syslinux-common syslinux-efi ipxe systemd \
-	qemu-system-arm qemu-efi-aarch64 shim-signed grub-efi-amd64-signed
+	qemu-system-arm qemu-efi-aarch64 shim-signed grub-efi-amd64-signed prometheus
 # The e2e ARM64 client's boot file: Debian's signed arm64 network GRUB. Its package is arm64-only, so
 # `make deps` downloads it (dpkg --add-architecture arm64, apt-get download) and unpacks it here.
 ARM64_CACHE ?= /var/cache/pxe-pdhcp-e2e/arm64
