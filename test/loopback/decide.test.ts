@@ -205,3 +205,47 @@ describe('--decide-url on loopback', () => {
     await until(() => replies.has(other), 2000, 'the local answer');
   });
 });
+
+describe('--decide-url with a kernel answer for iPXE (loopback, --http)', () => {
+  it('firmware gets the local rule, iPXE a script URL, and the script boots the decided kernel', async () => {
+    const server = createServer((req, res) => {
+      const q = new URL(req.url!, 'http://x').searchParams;
+      const body =
+        q.get('user-class') === 'iPXE'
+          ? { kernel: 'debian/linux', initrd: ['debian/initrd.gz'], cmdline: 'priority=low console=ttyS0,115200' }
+          : { kernel: 'debian/linux' };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    });
+    const port = await new Promise<number>((resolve) =>
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+    );
+    const client = await TestClient.open();
+    const t = await startTestDaemon(
+      cliConfig(
+        ['--http', '--http-port', '0', '--decide-url', `http://127.0.0.1:${port}/d`, '--boot', 'file=undionly.kpxe'],
+        client.port,
+      ),
+      'info',
+    );
+    try {
+      const mac = '52:54:00:0d:00:20';
+      await client.send(requestBytes({ mac }), t.daemon.ports.dhcp[0]!);
+      await client.waitFor(1, 3000);
+      assert.equal(decodeDhcp(client.received[0]!.msg).bootFile, 'undionly.kpxe', 'a PXE ROM cannot run a kernel');
+      await client.send(requestBytes({ mac, userClass: 'iPXE', xid: 2 }), t.daemon.ports.dhcp[0]!);
+      await client.waitFor(2, 3000);
+      const script = decodeDhcp(client.received[1]!.msg).bootFile;
+      assert.match(script, /^http:\/\/127\.0\.0\.1:\d+\/pxe-pdhcp\/boot\/52-54-00-0d-00-20\.ipxe\?arch=0/);
+      const body = await (await fetch(script)).text();
+      assert.match(body, /^#!ipxe/);
+      assert.match(body, /kernel http:\/\/127\.0\.0\.1:\d+\/debian\/linux .*priority=low console=ttyS0,115200/);
+      assert.match(body, /initrd http:\/\/127\.0\.0\.1:\d+\/debian\/initrd\.gz/);
+      assert.match(body, /decide-url \(kernel=debian\/linux/);
+    } finally {
+      client.close();
+      await t.daemon.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
