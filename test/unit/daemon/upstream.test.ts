@@ -7,7 +7,6 @@ import { UserError } from '../../../src/core/errors.js';
 import { prepareCacheDir } from '../../../src/daemon/upstream.js';
 
 const base = mkdtempSync(join(tmpdir(), 'cache-dir-'));
-const NOBODY = { name: 'nobody', uid: 65534, gid: 65534 };
 
 describe('the cache directory, before the privilege drop', () => {
   after(() => rmSync(base, { recursive: true, force: true }));
@@ -16,15 +15,6 @@ describe('the cache directory, before the privilege drop', () => {
     const dir = join(base, 'plain', 'cache');
     await prepareCacheDir(dir, 'nobody', { isRoot: false, account: () => assert.fail('no account lookup') });
     for (const d of [dir, join(dir, 'files'), join(dir, 'tmp')]) assert.ok(statSync(d).isDirectory());
-  });
-
-  it('as root: the directories go to --user, files in them do not', { skip: process.getuid?.() !== 0 }, async () => {
-    const dir = join(base, 'root', 'cache');
-    await prepareCacheDir(dir, 'nobody', { isRoot: true, account: () => NOBODY });
-    writeFileSync(join(dir, 'files', 'left-by-root'), 'x');
-    await prepareCacheDir(dir, 'nobody', { isRoot: true, account: () => NOBODY });
-    for (const d of [dir, join(dir, 'files'), join(dir, 'tmp')]) assert.equal(statSync(d).uid, 65534, d);
-    assert.equal(statSync(join(dir, 'files', 'left-by-root')).uid, 0);
   });
 
   it('a directory that cannot be made is one line', async () => {
