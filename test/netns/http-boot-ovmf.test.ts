@@ -114,8 +114,8 @@ describe('UEFI HTTP Boot of real OVMF through --http-boot (namespaces, QEMU)', (
     const screen = serial().replace(/\x1b\[[0-9;=]*[A-Za-z]/g, '');
     const ours = log.join('\n');
     assert.ok(
-      console.includes(MARKER),
-      `no marker on the serial console:\n${console.slice(-3000)}\n--- daemon:\n${ours}`,
+      screen.includes(MARKER),
+      `no marker on the serial console:\n${screen.slice(-3000)}\n--- daemon:\n${ours}`,
     );
     assert.match(screen, /UEFI HTTPv4 \(MAC:5254007C0001\)/);
     assert.match(screen, /URI: http:\/\/10\.80\.0\.2\/ipxe\.efi/);
