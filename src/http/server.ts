@@ -11,9 +11,9 @@
  * timeout is not used for that: with `connectionsCheckingInterval` shorter than it, it never fired
  * for a connection that sent nothing (Node 20). Containment is not the
  * module's: every name goes through `parseTarget` (src/http/path.ts) and then `FileRoot`, the one
- * resolver TFTP uses too. Files are streamed with backpressure (`pipeline` of a `FileRangeStream`
- * that reads through the `OpenFile`), so a slow client costs a socket and a chunk or two, never the
- * file in memory.
+ * resolver TFTP uses too. Files are sent with backpressure (`sendRange`: two 256 KiB buffers per
+ * response, the next read only once a write has completed), so a slow client costs a socket and
+ * half a megabyte, never the file in memory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -29,7 +29,7 @@ import { httpHostPort, parseScriptRequest, SCRIPT_PREFIX, scriptClient } from '.
 import type { PxeClient } from '../pxe/client.js';
 import { findRule, ruleLabel, type BootRule } from '../pxe/rules.js';
 import { contentTypeOf } from './content-type.js';
-import { FileRangeStream } from './file-stream.js';
+import { sendRange } from './send-range.js';
 import { fileNameOf, parseTarget } from './path.js';
 import { parseRange } from './range.js';
 import { ipxeScript } from './script.js';
@@ -75,9 +75,9 @@ export interface HttpLimits {
   /** How often Node checks the header and request timeouts. */
   checkIntervalMs: number;
   /**
-   * Bytes read from a file at a time. A connection holds at most about two chunks (one read ahead,
-   * one in the socket's queue), so this bounds the memory of a slow client: 256 KiB x 2 x 256
-   * connections is 128 MiB at the very worst. Bigger reads cost less CPU per MB (src/http/file-stream.ts).
+   * Bytes read from a file at a time. A response holds two such buffers (one being written, one
+   * read ahead), so this bounds the memory of a slow client: 256 KiB x 2 x 256 connections is
+   * 128 MiB at the very worst. Bigger reads cost less CPU per MB (src/http/send-range.ts).
    */
   chunkSize: number;
 }
@@ -417,14 +417,17 @@ export class HttpServer {
       res.end();
       return;
     }
-    // A file still arriving from --upstream follows its download with its own stream, which passes
-    // on bytes as they come; a 256 KiB read would hold the first byte back until 256 KiB are in.
-    const stream = file.arriving
-      ? file.stream(start, end)
-      : new FileRangeStream(file, start, end, this.#limits.chunkSize);
-    stream.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
     // The file is closed once the response is over, finished or cut off (res 'close' fires both ways).
     res.once('close', () => void file.close());
+    if (!file.arriving) {
+      // Two 256 KiB buffers in turn, read while the other is written (src/http/send-range.ts).
+      sendRange(file, res, start, end, this.#limits.chunkSize, (n) => (outcome.bytes += n)).catch(() => res.destroy());
+      return;
+    }
+    // A file still arriving from --upstream follows its download with its own stream, which passes
+    // on bytes as they come; a 256 KiB read would hold the first byte back until 256 KiB are in.
+    const stream = file.stream(start, end);
+    stream.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
     pipeline(stream, res, () => undefined);
   }
 

@@ -274,6 +274,24 @@ describe('the HTTP server on loopback', () => {
     assert.equal(results.filter((r) => r === want).length, 50);
   });
 
+  it('a client that goes away mid-file: the response is cut, logged as aborted, and the server serves on', async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = get({ host: '127.0.0.1', port, path: '/big.bin?mark=cut', agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      setTimeout(() => reject(new Error('no data')), 5000);
+    });
+    const line = await log.waitFor((l) => l.message === 'HTTP' && l.path === '/big.bin?mark=cut');
+    assert.equal(line.aborted, true);
+    assert.ok(Number(line.bytes) < BIG.length);
+    assert.ok(counters.get('http-aborted') >= 1);
+    assert.equal(sha((await fetch(port, '/big.bin')).body), sha(BIG));
+  });
+
   it('one info line per request: client, path, status, bytes, seconds', async () => {
     await fetch(port, '/big.bin?mark=line', { headers: { Range: 'bytes=0-99' } });
     const line = await log.waitFor((l) => l.message === 'HTTP' && l.path === '/big.bin?mark=line');
