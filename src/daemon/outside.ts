@@ -4,8 +4,8 @@ import type { Logger, PeerLog } from '../core/logger.js';
 import type { NameContext, RemapRule } from '../files/remap.js';
 import type { HttpServerOptions } from '../http/server.js';
 import { ClientTable } from '../pxe/clients.js';
-import { Decider, type DecideCounter, type DecideReport } from '../pxe/decide.js';
-import { DECIDE_LABEL, type ResponderDeps } from '../pxe/responder.js';
+import { DECIDE_LABEL, Decider, type DecideCounter, type DecideReport } from '../pxe/decide.js';
+import type { ResponderDeps } from '../pxe/responder.js';
 import type { TftpServerOptions } from '../tftp/server.js';
 import type { Config } from './config.js';
 import {

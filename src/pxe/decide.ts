@@ -53,6 +53,9 @@ export const DECIDE_DEFAULTS = {
   scriptMs: 5 * 60_000,
 } as const;
 
+/** How logs and events name an answer that `--decide-url` gave: `decide-url (file=…)`. */
+export const DECIDE_LABEL = 'decide-url';
+
 /** The answer keys of a boot rule: the only keys a decision may hold. */
 export const ANSWER_KEYS = ['file', 'next-server', 'kernel', 'initrd', 'cmdline'] as const;
 
@@ -68,7 +71,7 @@ export interface DecideQuestion {
 
 /** The outcome of one question. */
 export type Decided =
-  | { kind: 'answer'; rule: BootRule }
+  | { kind: 'answer'; rule: BootRule; label: string }
   | { kind: 'deny'; status: number }
   | { kind: 'fallback'; why: string; detail?: string };
 
@@ -96,20 +99,27 @@ export type DecideCounter =
 
 /** The request URL of a question: the setting's URL with the question's parameters added. */
 export function decideRequestUrl(base: string, q: DecideQuestion): string {
-  const u = new URL(base);
+  return `${queryPrefix(base)}${questionQuery(q)}`;
+}
+
+/** The URL without its fragment, ready for more parameters (`?` or `&`). */
+function queryPrefix(base: string): string {
+  const url = base.split('#')[0]!;
+  return url.includes('?') ? (/[?&]$/.test(url) ? url : `${url}&`) : `${url}?`;
+}
+
+/**
+ * The question's parameters, percent-encoded. Built as a string, not through `URL`: with a warm
+ * cache this is the work a DISCOVER costs on top of the static rules (src/pxe/responder.ts).
+ */
+function questionQuery(q: DecideQuestion): string {
   const c = q.client;
-  const params: [string, string][] = [
-    ['mac', c.mac],
-    ['uuid', c.uuid ? uuidText(c.uuid) : ''],
-    ['arch', c.archName],
-    ['user-class', c.userClass ?? ''],
-    ['vendor-class', c.vendorClass],
-    ['interface', q.interface ?? ''],
-    ['relay', q.relay ?? ''],
-    ['port', String(q.port)],
-  ];
-  for (const [k, v] of params) u.searchParams.set(k, v);
-  return u.toString();
+  const e = encodeURIComponent;
+  return (
+    `mac=${e(c.mac)}&uuid=${c.uuid ? uuidText(c.uuid) : ''}&arch=${e(c.archName)}` +
+    `&user-class=${e(c.userClass ?? '')}&vendor-class=${e(c.vendorClass)}` +
+    `&interface=${e(q.interface ?? '')}&relay=${q.relay ?? ''}&port=${q.port}`
+  );
 }
 
 /**
@@ -194,6 +204,7 @@ export class Decider {
   readonly #aborts = new Set<AbortController>();
   /** Decided kernel answers by MAC, for the iPXE script request that follows. */
   readonly #scripts = new Map<string, { rule: BootRule; expires: number }>();
+  readonly #prefix: string;
 
   constructor(settings: DecideSettings, deps: DeciderDeps = {}) {
     this.settings = {
@@ -205,6 +216,7 @@ export class Decider {
     this.#fetch = deps.fetch ?? ((url, init) => fetch(url, init));
     this.#now = deps.now ?? Date.now;
     this.#deps = deps;
+    this.#prefix = queryPrefix(settings.url);
   }
 
   /** The URL as logs and events show it: no query and no credentials, which may hold a secret. */
@@ -218,9 +230,13 @@ export class Decider {
     return this.#inFlight.size;
   }
 
-  /** The question's identity: its request URL (the iPXE stage of a machine is another question). */
+  /**
+   * The question's identity: everything its request asks (the iPXE stage of a machine is another
+   * question), as a plain string; the URL itself is built only when a request is made.
+   */
   keyOf(q: DecideQuestion): string {
-    return decideRequestUrl(this.settings.url, q);
+    const c = q.client;
+    return `${c.mac}\0${c.uuid?.toString('latin1') ?? ''}\0${c.arch}\0${c.userClass ?? ''}\0${c.vendorClass}\0${q.interface ?? ''}\0${q.relay ?? ''}\0${q.port}`;
   }
 
   /**
@@ -246,7 +262,7 @@ export class Decider {
       this.#report(q, 'busy', 0, 'fallback', undefined);
       return { kind: 'fallback', why: 'busy' };
     }
-    const p = this.#request(q, key).finally(() => this.#inFlight.delete(key));
+    const p = this.#request(q).finally(() => this.#inFlight.delete(key));
     this.#inFlight.set(key, p);
     return p;
   }
@@ -265,7 +281,9 @@ export class Decider {
     for (const a of this.#aborts) a.abort();
   }
 
-  async #request(q: DecideQuestion, key: string): Promise<Decided> {
+  async #request(q: DecideQuestion): Promise<Decided> {
+    const key = this.keyOf(q);
+    const url = `${this.#prefix}${questionQuery(q)}`;
     this.#deps.count?.('decide-request');
     const started = this.#now();
     const ctrl = new AbortController();
@@ -275,7 +293,7 @@ export class Decider {
     let decided: Decided;
     let detail: string | undefined;
     try {
-      const res = await this.#fetch(key, {
+      const res = await this.#fetch(url, {
         signal: ctrl.signal,
         redirect: 'manual',
         headers: { accept: 'application/json' },
@@ -288,7 +306,8 @@ export class Decider {
           decided = { kind: 'fallback', why: 'too-large' };
         } else {
           try {
-            decided = { kind: 'answer', rule: parseDecideAnswer(body, this.settings.http) };
+            const rule = parseDecideAnswer(body, this.settings.http);
+            decided = { kind: 'answer', rule, label: `${DECIDE_LABEL} (${rule.text})` };
           } catch (err) {
             if (!(err instanceof UserError)) throw err;
             detail = `bad-answer: ${err.message}`;

@@ -130,14 +130,18 @@ export function pxeClientOf(req: DhcpPacket, accepted: readonly number[], policy
   return typeof client === 'string' ? ignore(client) : client;
 }
 
-/** Shared front half of both decisions: message type, PXE checks, boot policy. */
+/**
+ * Shared front half of both decisions: message type, PXE checks, boot policy. `known` is the
+ * request's client when the caller has described it already (`pxeClientOf`), so it is not twice.
+ */
 function prepare(
   req: DhcpPacket,
   accepted: readonly number[],
   policy: BootPolicy,
   ctx: ServerContext,
+  known?: PxeClient,
 ): { client: PxeClient; choice: BootChoice } | Decision {
-  const client = pxeClientOf(req, accepted, policy);
+  const client = known ?? pxeClientOf(req, accepted, policy);
   if ('kind' in client) return client;
   const choice = chooseBoot(client, policy);
   if ('ignore' in choice) return ignore(choice.ignore, client, choice.detail, choice.level);
@@ -151,8 +155,13 @@ function prepare(
  * has no address yet (docs/addressing.md#where-port-67-answers-go).
  * @throws DecodeError when the request's option 43 is malformed
  */
-export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, ACCEPTED_TYPES.dhcp, policy, ctx);
+export function decideProxyOffer(
+  req: DhcpPacket,
+  ctx: ServerContext,
+  policy: BootPolicy,
+  client?: PxeClient,
+): Decision {
+  const prep = prepare(req, ACCEPTED_TYPES.dhcp, policy, ctx, client);
   if ('kind' in prep) return prep;
   const flags = req.flags | BROADCAST_FLAG;
   const reply = buildReply(req, ctx, prep.choice, MessageType.OFFER, flags);
@@ -169,8 +178,14 @@ export function decideProxyOffer(req: DhcpPacket, ctx: ServerContext, policy: Bo
  * when it differs, and like a port 67 answer when ciaddr is 0.
  * @throws DecodeError when the request's option 43 is malformed
  */
-export function decideBootAck(req: DhcpPacket, from: Destination, ctx: ServerContext, policy: BootPolicy): Decision {
-  const prep = prepare(req, ACCEPTED_TYPES.proxy, policy, ctx);
+export function decideBootAck(
+  req: DhcpPacket,
+  from: Destination,
+  ctx: ServerContext,
+  policy: BootPolicy,
+  client?: PxeClient,
+): Decision {
+  const prep = prepare(req, ACCEPTED_TYPES.proxy, policy, ctx, client);
   if ('kind' in prep) return prep;
   let to: Destination;
   let flags = req.flags;

@@ -10,7 +10,7 @@ import { checkAccess } from './acl.js';
 import type { BootPolicy } from './boot.js';
 import { describeClient, uuidText, type PxeClient } from './client.js';
 import type { ClientTable } from './clients.js';
-import type { Decided, Decider, DecideQuestion } from './decide.js';
+import { DECIDE_LABEL, type Decided, type Decider, type DecideQuestion } from './decide.js';
 import {
   ACCEPTED_TYPES,
   decideBootAck,
@@ -42,8 +42,6 @@ export interface ResponderDeps {
   decider?: () => Decider | undefined;
 }
 
-/** How logs and events name an answer that `--decide-url` gave. */
-export const DECIDE_LABEL = 'decide-url';
 /** Refusals that are a policy's word about a client (`denied` events); other ignores are `ignored`. */
 const DENIALS = new Set<string>(['denied', 'not-allowed', 'decide-denied', 'decide-unavailable']);
 const ZERO_IP = '0.0.0.0';
@@ -75,10 +73,17 @@ function logAnswer(
 }
 
 /** One request's decision under a policy: the port says which. @throws DecodeError (a malformed option 43) */
-function decide(port: ResponderPort, req: DhcpPacket, from: Peer, ctx: ServerContext, policy: BootPolicy): Decision {
+function decide(
+  port: ResponderPort,
+  req: DhcpPacket,
+  from: Peer,
+  ctx: ServerContext,
+  policy: BootPolicy,
+  client?: PxeClient,
+): Decision {
   return port === 'dhcp'
-    ? decideProxyOffer(req, ctx, policy)
-    : decideBootAck(req, { address: from.address, port: from.port }, ctx, policy);
+    ? decideProxyOffer(req, ctx, policy, client)
+    : decideBootAck(req, { address: from.address, port: from.port }, ctx, policy, client);
 }
 
 /** The client's own address, where the request tells it: ciaddr, else the sender when not relayed. */
@@ -266,8 +271,7 @@ function answerDecided(decider: Decider, d: Decided, client: PxeClient, w: Waite
   try {
     const policy = deps.policy();
     if (d.kind === 'answer') {
-      const decided = { rule: d.rule, label: `${DECIDE_LABEL} (${d.rule.text})` };
-      const decision = decide(port, req, from, ctx, { ...policy, decided });
+      const decision = decide(port, req, from, ctx, { ...policy, decided: d }, client);
       const by = decision.kind === 'reply' && decision.choice.rule.includes(DECIDE_LABEL) ? 'decide-url' : 'rules';
       return finish(port, out, deps, req, from, decision, by);
     }
@@ -281,7 +285,7 @@ function answerDecided(decider: Decider, d: Decided, client: PxeClient, w: Waite
       const refusal: Decision = { kind: 'ignore', reason: 'decide-unavailable', client, detail: why, level: 'warn' };
       return finish(port, out, deps, req, from, refusal, 'fallback');
     }
-    const decision = decide(port, req, from, ctx, policy);
+    const decision = decide(port, req, from, ctx, policy, client);
     const noted: Decision =
       decision.kind === 'reply'
         ? { ...decision, choice: { ...decision.choice, rule: `${decision.choice.rule}, after ${why}` } }
