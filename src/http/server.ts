@@ -11,9 +11,9 @@
  * timeout is not used for that: with `connectionsCheckingInterval` shorter than it, it never fired
  * for a connection that sent nothing (Node 20). Containment is not the
  * module's: every name goes through `parseTarget` (src/http/path.ts) and then `FileRoot`, the one
- * resolver TFTP uses too. Files are sent with backpressure (`sendRange`: two 256 KiB buffers per
- * response, the next read only once a write has completed), so a slow client costs a socket and
- * half a megabyte, never the file in memory.
+ * resolver TFTP uses too. Files are sent with backpressure (`sendRange`: two buffers per response,
+ * the next read only once a write has completed, their size a share of one memory budget), so a
+ * slow client costs a socket and a bounded share of 64 MiB, never the file in memory.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -75,12 +75,21 @@ export interface HttpLimits {
   /** How often Node checks the header and request timeouts. */
   checkIntervalMs: number;
   /**
-   * Bytes read from a file at a time. A response holds two such buffers (one being written, one
-   * read ahead), so this bounds the memory of a slow client: 256 KiB x 2 x 256 connections is
-   * 128 MiB at the very worst. Bigger reads cost less CPU per MB (src/http/send-range.ts).
+   * Largest read from a file. A response holds two buffers of its chunk size (one being written,
+   * one read ahead); bigger reads cost less CPU per MB (src/http/send-range.ts: 1 MiB takes about a
+   * fifth less than 256 KiB).
    */
   chunkSize: number;
+  /**
+   * The bytes all responses' buffers may take together: each response's chunk is this budget shared
+   * among the responses sending at the moment it starts (two buffers each), between 64 KiB and
+   * `chunkSize`. So 20 downloads get 1 MiB reads, and 256 slow clients hold 64 MiB, not 512.
+   */
+  bufferBudget: number;
 }
+
+/** The smallest chunk a response gets, however many share the buffer budget. */
+const MIN_CHUNK = 64 * 1024;
 
 /** Defaults: a rack booting at once fits, a few hundred idle or trickling sockets do not lock others out. */
 export const HTTP_DEFAULTS: HttpLimits = {
@@ -92,7 +101,8 @@ export const HTTP_DEFAULTS: HttpLimits = {
   idleTimeoutMs: 30_000,
   maxHeaderSize: 8 * 1024,
   checkIntervalMs: 1_000,
-  chunkSize: 256 * 1024,
+  chunkSize: 1024 * 1024,
+  bufferBudget: 64 * 1024 * 1024,
 };
 
 export interface HttpServerOptions {
@@ -180,6 +190,8 @@ export class HttpServer {
   readonly #servers: Server[] = [];
   /** Open connections, with their byte count at the last sweep and when it last moved. */
   readonly #sockets = new Map<Socket, { bytes: number; since: number }>();
+  /** Responses sending a local file right now (they share `bufferBudget`). */
+  #sending = 0;
   #sweeper: NodeJS.Timeout | undefined;
   readonly #perAddress = new Map<string, number>();
   #serving = false;
@@ -420,8 +432,14 @@ export class HttpServer {
     // The file is closed once the response is over, finished or cut off (res 'close' fires both ways).
     res.once('close', () => void file.close());
     if (!file.arriving) {
-      // Two 256 KiB buffers in turn, read while the other is written (src/http/send-range.ts).
-      sendRange(file, res, start, end, this.#limits.chunkSize, (n) => (outcome.bytes += n)).catch(() => res.destroy());
+      // Two buffers in turn, read while the other is written (src/http/send-range.ts).
+      const { chunkSize, bufferBudget } = this.#limits;
+      const share = Math.floor(bufferBudget / (2 * (this.#sending + 1)));
+      const chunk = Math.max(MIN_CHUNK, Math.min(chunkSize, share));
+      this.#sending++;
+      sendRange(file, res, start, end, chunk, (n) => (outcome.bytes += n))
+        .catch(() => res.destroy())
+        .finally(() => this.#sending--);
       return;
     }
     // A file still arriving from --upstream follows its download with its own stream, which passes

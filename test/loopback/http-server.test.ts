@@ -341,11 +341,15 @@ describe('HTTP bounds: connection caps and timeouts', () => {
     keepAliveTimeoutMs: 300,
     idleTimeoutMs: 700,
     checkIntervalMs: 100,
+    // A budget this small gives every response the smallest chunk, 64 KiB.
+    bufferBudget: 100 * 1024,
   };
   let server: HttpServer;
   let port: number;
   const root = mkdtempSync(join(tmpdir(), 'http-bounds-'));
   writeFileSync(join(root, 'f'), 'file\n');
+  const MEDIUM = pattern(1_000_003, 5);
+  writeFileSync(join(root, 'medium'), MEDIUM);
   const counters = new Counters<HttpCounter>();
 
   before(async () => {
@@ -425,6 +429,13 @@ describe('HTTP bounds: connection caps and timeouts', () => {
     assert.ok(ms < 2000, `closed after ${Math.round(ms)} ms`);
     assert.equal(got.includes(Buffer.from('file\n')), false);
     assert.match(got.toString(), /^(HTTP\/1\.1 408|$)/);
+  });
+
+  it('with the smallest chunks, parallel downloads and ranges are still whole and right', async () => {
+    const bodies = await Promise.all(Array.from({ length: 5 }, () => fetch(port, '/medium')));
+    for (const b of bodies) assert.equal(sha(b.body), sha(MEDIUM));
+    const part = await fetch(port, '/medium', { headers: { Range: 'bytes=65530-200000' } });
+    assert.deepEqual(part.body, MEDIUM.subarray(65530, 200001));
   });
 
   it('request line and headers past maxHeaderSize: 431, nothing served', async () => {
