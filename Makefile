@@ -85,7 +85,8 @@ lab: build
 ## bench: speed of the responder (and the TFTP server) next to dnsmasq; needs root, cc, dnsmasq.
 bench: bench-dhcp bench-tftp
 
-## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS).
+## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS; BENCH_DECIDE=1 adds
+## the --decide-url cache hit path beside the static rules).
 bench-dhcp: build
 	$(NODE) --import tsx test/bench/dhcp-bench.ts
 

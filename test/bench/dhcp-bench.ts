@@ -10,6 +10,12 @@
  * (extra node flags for our daemon, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the daemon runs as
  * nobody after binding, so the directory must be writable by it), BENCH_DAEMON_ARGS (extra options
  * for our daemon, e.g. `--log-level warn`).
+ *
+ * BENCH_DECIDE=1 adds a third server: our daemon with `--decide-url` answered by a local HTTP
+ * service in its namespace (every client: `{"file": "pxelinux.0"}`) and `--decide-cache 3600`, so
+ * after the warm-up every DISCOVER takes the cache hit path; it is measured beside the static
+ * rules in the same run. The MACs then come from a set of BENCH_MACS machines (default 256; also
+ * settable alone), as a cache sees a lab, instead of a new MAC per packet.
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,10 +37,17 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 /** A server that loses this much at one rate is not tried at higher ones. */
 const GIVE_UP_LOSS = 0.2;
 const SUSTAINED_LOSS = 0.01;
+const DECIDE = process.env.BENCH_DECIDE === '1';
+/** Distinct MACs the sender cycles through; 0: a new MAC per packet. */
+const MACS = Number(process.env.BENCH_MACS ?? (DECIDE ? 256 : 0));
+/** Port of the decision service inside the decide target's namespace. */
+const DECIDE_PORT = 8099;
+/** Each blast gets its own xid range, so a late reply to an earlier one is not counted. */
+let blastRun = 0;
 
 type Port = 'discover' | 'request';
 interface Target {
-  name: 'pxe-pdhcp' | 'dnsmasq';
+  name: 'pxe-pdhcp' | 'dnsmasq' | 'pxe-pdhcp+decide';
   ns: string;
   /** Sender's interface towards this server, and both ends' addresses. */
   iface: string;
@@ -106,7 +119,16 @@ async function blast(
   const r = await lab.exec(
     sender,
     blaster,
-    [t.iface, String(src), dst, String(dstPort), String(rate), String(seconds), template(port, t)],
+    [
+      t.iface,
+      String(src),
+      dst,
+      String(dstPort),
+      String(rate),
+      String(seconds),
+      template(port, t),
+      ...(MACS > 0 ? [String(((++blastRun % 4096) << 20) >>> 0), String(MACS)] : []),
+    ],
     (seconds + 30) * 1000,
   );
   if (r.code !== 0) fail(`sender failed: ${r.stderr}`);
@@ -176,7 +198,8 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
   const sender = `${lab.id}-gen`;
   await lab.addNamespace(sender);
   const targets: Target[] = [];
-  for (const [i, name] of (['pxe-pdhcp', 'dnsmasq'] as const).entries()) {
+  const names: Target['name'][] = DECIDE ? ['pxe-pdhcp', 'dnsmasq', 'pxe-pdhcp+decide'] : ['pxe-pdhcp', 'dnsmasq'];
+  for (const [i, name] of names.entries()) {
     const ns = `${lab.id}-${i}`;
     await lab.addNamespace(ns);
     const t: Target = { name, ns, iface: `g${i + 1}`, senderIp: `10.88.${i + 1}.1`, serverIp: `10.88.${i + 1}.2` };
@@ -188,7 +211,7 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
     await carrier(lab, ns);
     targets.push(t);
   }
-  const [ours, dns] = targets as [Target, Target];
+  const [ours, dns, decide] = targets as [Target, Target, Target | undefined];
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
   ours.process = lab.spawn(
@@ -216,6 +239,32 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
     ],
     { stdio: ['ignore', 'ignore', logFile(dns, work)] },
   );
+  if (decide) {
+    // The decision service: one answer for everyone, from a server in the same namespace.
+    const service =
+      "require('node:http').createServer((q, r) => r.writeHead(200, {'content-type': 'application/json'})" +
+      `.end('{"file": "pxelinux.0"}')).listen(${DECIDE_PORT}, '127.0.0.1')`;
+    lab.spawn(decide.ns, process.execPath, ['-e', service], { stdio: 'ignore' });
+    decide.process = lab.spawn(
+      decide.ns,
+      process.execPath,
+      [
+        ...nodeArgs,
+        MAIN,
+        '-d',
+        '-i',
+        'eth0',
+        '--no-tftp',
+        '--decide-url',
+        `http://127.0.0.1:${DECIDE_PORT}/decide`,
+        '--decide-cache',
+        '3600',
+        ...daemonArgs,
+        'pxelinux.0',
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', logFile(decide, work)] },
+    );
+  }
   return { sender, targets };
 }
 
@@ -240,6 +289,26 @@ function sustained(rows: Row[], target: string, port: Port): number {
   );
 }
 
+/** With BENCH_DECIDE: the cache hit path of --decide-url next to the static rules, same run. */
+function decideSummary(rows: Row[]): string[] {
+  if (!DECIDE) return [];
+  const out = ['', `--decide-url, cache hit path (${MACS} MACs) vs static rules:`];
+  for (const port of ['discover', 'request'] as Port[]) {
+    const label = port === 'discover' ? 'port 67 DISCOVER' : 'port 4011 REQUEST';
+    const stat = sustained(rows, 'pxe-pdhcp', port);
+    const dec = sustained(rows, 'pxe-pdhcp+decide', port);
+    out.push(`${label}: sustained static ${stat}/s, decide ${dec}/s (${stat ? (dec / stat).toFixed(2) : '-'}x)`);
+    for (const r of rows.filter((x) => x.target === 'pxe-pdhcp' && x.port === port && x.loss < SUSTAINED_LOSS)) {
+      const d = rows.find((x) => x.target === 'pxe-pdhcp+decide' && x.port === port && x.rate === r.rate);
+      if (!d) continue;
+      out.push(
+        `  at ${r.rate}/s: p50 ${fmt(r.p50us / 1000, 3)} vs ${fmt(d.p50us / 1000, 3)} ms, p99 ${fmt(r.p99us / 1000, 3)} vs ${fmt(d.p99us / 1000, 3)} ms (${fmt(d.p99us / r.p99us, 2)}x), CPU ${fmt(r.cpuUsPerReply, 1)} vs ${fmt(d.cpuUsPerReply, 1)} µs/reply (${fmt(d.cpuUsPerReply / r.cpuUsPerReply, 2)}x)`,
+      );
+    }
+  }
+  return out;
+}
+
 function summary(rows: Row[]): string {
   const out: string[] = [];
   for (const port of ['discover', 'request'] as Port[]) {
@@ -262,6 +331,7 @@ function summary(rows: Row[]): string {
       out.push(`  at ${rate}/s: pxe-pdhcp ${at('pxe-pdhcp')}; dnsmasq ${at('dnsmasq')}`);
     }
   }
+  out.push(...decideSummary(rows));
   return out.join('\n');
 }
 
@@ -305,7 +375,9 @@ async function main(): Promise<void> {
         }
       }
     }
-    process.stdout.write(`\nport 67 (DISCOVER, broadcast, distinct MACs)\n${table(rows, 'discover')}\n`);
+    process.stdout.write(
+      `\nport 67 (DISCOVER, broadcast, ${MACS > 0 ? `${MACS} MACs in turn` : 'distinct MACs'})\n${table(rows, 'discover')}\n`,
+    );
     process.stdout.write(`\nport 4011 (EDK2 REQUEST from port 4011)\n${table(rows, 'request')}\n\n${summary(rows)}\n`);
     if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));
   } finally {

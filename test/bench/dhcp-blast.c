@@ -1,10 +1,11 @@
 /*
  * dhcp-blast: the load generator of `make bench` (test/bench/dhcp-bench.ts compiles it with cc).
  *
- *   dhcp-blast IFACE SRC_PORT DST_IP DST_PORT RATE SECONDS TEMPLATE_HEX [XID_BASE]
+ *   dhcp-blast IFACE SRC_PORT DST_IP DST_PORT RATE SECONDS TEMPLATE_HEX [XID_BASE [MACS]]
  *
  * Sends RATE copies per second of the DHCP message TEMPLATE_HEX for SECONDS, each with its own
- * xid and MAC (chaddr bytes 2-5 = sequence number), from 0.0.0.0:SRC_PORT bound to IFACE, and
+ * xid and MAC (chaddr bytes 2-5 = sequence number, or that modulo MACS when MACS is given: a
+ * known set of machines, as a --decide-url cache sees them), from 0.0.0.0:SRC_PORT bound to IFACE, and
  * matches replies by xid. Prints one JSON line: sent, replies, elapsed seconds, latency p50/p99/max
  * in microseconds. Latency is kernel receive time (SO_TIMESTAMPNS) minus the time just before
  * sendto, so the sender's own wake-up delay does not count.
@@ -59,7 +60,7 @@ static size_t parse_hex(const char *hex, uint8_t *out, size_t max) {
 
 int main(int argc, char **argv) {
   if (argc < 8) {
-    fprintf(stderr, "usage: dhcp-blast IFACE SRC_PORT DST_IP DST_PORT RATE SECONDS TEMPLATE_HEX [XID_BASE]\n");
+    fprintf(stderr, "usage: dhcp-blast IFACE SRC_PORT DST_IP DST_PORT RATE SECONDS TEMPLATE_HEX [XID_BASE [MACS]]\n");
     return 2;
   }
   const char *iface = argv[1];
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
   uint8_t pkt[1500];
   size_t len = parse_hex(argv[7], pkt, sizeof pkt);
   uint32_t xid_base = argc > 8 ? (uint32_t)strtoul(argv[8], NULL, 0) : (uint32_t)getpid() << 16;
+  uint32_t macs = argc > 9 ? (uint32_t)strtoul(argv[9], NULL, 0) : 0;
   if (len < 240 || rate <= 0 || seconds <= 0) {
     fprintf(stderr, "dhcp-blast: bad template, rate or duration\n");
     return 2;
@@ -109,7 +111,7 @@ int main(int argc, char **argv) {
       uint32_t seq = (uint32_t)sent;
       uint32_t xid = htonl(xid_base + seq);
       memcpy(pkt + XID_OFFSET, &xid, 4);
-      uint32_t mac_low = htonl(seq);
+      uint32_t mac_low = htonl(macs ? seq % macs : seq);
       memcpy(pkt + CHADDR_OFFSET + 2, &mac_low, 4);
       sent_at[sent] = now_ns();
       if (sendto(fd, pkt, len, 0, (struct sockaddr *)&dst, sizeof dst) < 0) send_errors++;
