@@ -137,7 +137,7 @@ void describe('hostile LAN: no packet, file or neighbour stops or starves the da
   });
 
   void it('a forged request cannot be driven by forged ACKs: a port scan finds no transfer to aim at', async () => {
-        const read = await lan.watchVictim(5557);
+    const read = await lan.watchVictim(5557);
     const windowed = encodeTftp({
       kind: 'rrq',
       filename: 'big.bin',
