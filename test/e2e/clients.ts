@@ -93,11 +93,12 @@ export const CLIENTS: Record<ClientName, ClientSpec> = {
   },
   ipxe: {
     name: 'ipxe',
-    title: 'iPXE chainload: OVMF PXE -> ipxe.efi -> DHCP again as iPXE -> boot.ipxe',
+    title:
+      'iPXE chainload: OVMF PXE -> ipxe.efi -> DHCP again as iPXE -> generated script, kernel and initrd over HTTP',
     mac: MAC.ipxe,
     marker: MARKER.ipxe,
     bootFile: 'ipxe.efi',
-    files: ['ipxe.efi', 'boot.ipxe'],
+    files: ['ipxe.efi'],
     uses4011: true,
     qemu: 'qemu-system-x86_64',
     qemuArgs: (work) => [...ovmf(work, 'ipxe'), ...nic('virtio-net-pci', MAC.ipxe, '')],

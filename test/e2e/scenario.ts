@@ -114,18 +114,36 @@ export function problems(lan: Lan, run: BootRun): string[] {
   }
   if (!spec.uses4011 && dhcp.some((f) => f.dstPort === 4011))
     out.push('the client went to port 4011, but the offer was bypass-shaped');
-  if (spec.name === 'ipxe') out.push(...ipxeProblems(dhcp, sent));
+  if (spec.name === 'ipxe') out.push(...ipxeProblems(dhcp, sent), ...httpProblems(lan, run));
   return out;
 }
 
-/** iPXE chainload: the second round (user class iPXE) gets the script, and ipxe.efi is sent once. */
+/** Paths our HTTP server answered with 200 during this boot, in order. */
+export function httpServed(lan: Lan, run: BootRun): string[] {
+  return lan.daemon
+    .matching(/\bHTTP .*\bstatus=200\b/, run.logFrom)
+    .map((l) => /\bpath=(\S+)/.exec(l.text)?.[1] ?? '?');
+}
+
+/** The iPXE client's script, kernel and initrd came over HTTP, whole. */
+function httpProblems(lan: Lan, run: BootRun): string[] {
+  const served = httpServed(lan, run);
+  const out: string[] = [];
+  if (!served.some((p) => p.startsWith('/pxe-pdhcp/boot/'))) out.push('our HTTP log shows no generated iPXE script');
+  for (const f of ['/boot.ipxe', '/initrd.bin']) {
+    if (!served.includes(f)) out.push(`our HTTP log shows no complete GET of ${f}`);
+  }
+  return out;
+}
+
+/** iPXE chainload: the second round (user class iPXE) gets a script URL, and ipxe.efi is sent once. */
 function ipxeProblems(dhcp: Frame[], sent: string[]): string[] {
   const out: string[] = [];
   const again = dhcp.find((f) => f.dhcp!.type === 'DISCOVER' && f.dhcp!.userClass === 'iPXE');
   if (!again) return ['no DHCPDISCOVER with user class iPXE: ipxe.efi did not start'];
   const offer = dhcp.find((f) => isOurs(f) && f.dhcp!.type === 'OFFER' && f.dhcp!.xid === again.dhcp!.xid);
-  if (offer?.dhcp!.file !== 'boot.ipxe')
-    out.push(`iPXE's DISCOVER got "${offer?.dhcp!.file ?? 'no offer'}" from us, not boot.ipxe`);
+  if (!/^http:\/\/[\d.]+\/pxe-pdhcp\/boot\//.test(offer?.dhcp!.file ?? ''))
+    out.push(`iPXE's DISCOVER got "${offer?.dhcp!.file ?? 'no offer'}" from us, not a script URL on our HTTP server`);
   const n = sent.filter((f) => f === 'ipxe.efi').length;
   if (n !== 1) out.push(`ipxe.efi was sent ${n} times (the chainload loop is not broken)`);
   return out;

@@ -84,7 +84,7 @@ export const LKRN_PROOF = 'bios/lkrn-started.ipxe';
  * Our own small files. pxelinux and syslinux.efi look for `pxelinux.cfg/default` beside their own
  * file (syslinux core/fs/pxe: the path prefix is the boot file's directory).
  */
-function ownFiles(): Record<string, string> {
+function ownFiles(): Record<string, string | Buffer> {
   return {
     // BIOS: `SERIAL 0` sends what follows to COM1 too; then boot iPXE's bzImage. Its command line is
     // an iPXE script (iPXE runtime.c), and the file it fetches shows in our TFTP log that it ran.
@@ -107,9 +107,11 @@ function ownFiles(): Record<string, string> {
     'efi64/pxelinux.cfg/default': [...Array<string>(6).fill(`SAY ${MARKER.uefi}`), 'PROMPT 1', 'TIMEOUT 0', ''].join(
       '\n',
     ),
-    // iPXE chainload: the script iPXE gets on its second DHCP round (user class iPXE). `shell` waits,
-    // so iPXE never returns to the firmware, which would boot from the network again.
-    'boot.ipxe': `#!ipxe\necho ${MARKER.ipxe}\nshell\n`,
+    // iPXE chainload: on its second DHCP round (user class iPXE) iPXE gets a script generated for it
+    // on our HTTP server, which loads this as its kernel and initrd.bin over HTTP, then boots it: an
+    // iPXE script image runs. `shell` waits, so iPXE never returns to the firmware.
+    'boot.ipxe': `#!ipxe\necho ${MARKER.ipxe}\nimgstat\nshell\n`,
+    'initrd.bin': Buffer.alloc(1 << 20, 0x5a),
     // Debian's network GRUB (x86_64 behind shim, and arm64) sets prefix (tftp,SERVER)/grub and
     // sources $prefix/<platform>/grub.cfg if present, else $prefix/grub.cfg (debian/build-efi-images).
     // Under shim with Secure Boot on, GRUB sets lockdown=y and shim_lock=y (kern/efi/sb.c, kern/lockdown.c).

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built daemon (`make build`); robustness tests run what ships. */
 export const BUILT_MAIN = `${ROOT}dist/bin/pxe-pdhcp.js`;
-const SOURCE_MAIN = `${ROOT}src/main.ts`;
+const SOURCE_MAIN = `${ROOT}src/bin/pxe-pdhcp.ts`;
 
 /** A daemon child process whose output is collected (and always drained, so it never blocks). */
 export interface DaemonProcess {

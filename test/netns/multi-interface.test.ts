@@ -6,7 +6,7 @@ import { Lab, waitForOutput, type Host } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DAEMON = `${ROOT}dist/bin/pxe-pdhcp.js`;
-const PROBE = `${ROOT}dist/probe-main.js`;
+const PROBE = `${ROOT}dist/bin/pxe-probe.js`;
 
 /**
  * `-i` given twice: one daemon serves two LANs, each answer leaves through the interface its

@@ -7,7 +7,7 @@ import { until } from '../helpers/daemon.js';
 import { Lab, have, waitForOutput, type Host } from '../helpers/netns.js';
 import { startDaemonProcess, stopDaemon, waitForLine, type DaemonProcess } from '../helpers/process.js';
 
-const FLOOD = fileURLToPath(new URL('./flood.ts', import.meta.url));
+const FLOOD = fileURLToPath(new URL('../helpers/flood.ts', import.meta.url));
 const FOREIGN_COUNT = 13_000;
 /**
  * That nothing is sent has no event to wait for, so it takes a window; it opens only once a
