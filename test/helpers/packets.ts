@@ -7,7 +7,12 @@ const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
 /** A captured packet from test/fixtures/*.hex (a `#` header line, then hex). */
 export function fixture(name: string): Buffer {
-  const text = readFileSync(`${FIXTURES}${name}.hex`, 'utf8');
+  return fromHexFile(`${FIXTURES}${name}.hex`);
+}
+
+/** The bytes of a `.hex` file: `#` comment lines, then hex with any white space. */
+export function fromHexFile(path: string): Buffer {
+  const text = readFileSync(path, 'utf8');
   return Buffer.from(
     text
       .split('\n')

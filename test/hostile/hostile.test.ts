@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, ftruncateSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fromHexFile } from '../helpers/packets.js';
 import { discover, request4011 } from '../helpers/pxe-client.js';
 import { stopDaemon, waitForLine } from '../helpers/process.js';
 import { pattern, tempRoot } from '../helpers/tftp.js';
@@ -22,19 +23,8 @@ const wrq = (file: string): Buffer => encodeTftp({ kind: 'wrq', filename: file, 
 function corpus(): Buffer[] {
   const dir = join(process.cwd(), 'test/fuzz/corpus');
   return readdirSync(dir)
-    .map((f) => fromHex(readFileSync(join(dir, f), 'utf8')))
+    .map((f) => fromHexFile(join(dir, f)))
     .filter((b) => b.length > 0 && b.length < 1400);
-}
-
-function fromHex(text: string): Buffer {
-  return Buffer.from(
-    text
-      .split('\n')
-      .filter((l) => !l.startsWith('#'))
-      .join('')
-      .replace(/\s+/g, ''),
-    'hex',
-  );
 }
 
 /** Lines a peer may cause: the cap's burst, plus its rate over `seconds`, plus start-up lines. */
