@@ -122,7 +122,7 @@ export function problems(lan: Lan, run: BootRun): string[] {
 export function httpServed(lan: Lan, run: BootRun): string[] {
   return lan.daemon
     .matching(/\bHTTP .*\bstatus=200\b/, run.logFrom)
-    .map((l) => /\bpath=(\S+)/.exec(l.text)?.[1] ?? '?');
+    .map((l) => /\bpath="?([^"\s]+)/.exec(l.text)?.[1] ?? '?'); // quoted when it holds '='
 }
 
 /** The iPXE client's script, kernel and initrd came over HTTP, whole. */
@@ -266,7 +266,14 @@ export function bystanderProblems(run: BystanderRun, mac: string, serverMac: str
     out.push(`the lease did not come from the router: ${run.output.trim()}`);
   if (!run.frames.some((f) => isRouter(f) && f.dhcp?.type === 'ACK' && f.dhcp.chaddr === mac))
     out.push('no DHCPACK from the router to the bystander in the capture');
-  const fromUs = run.frames.filter((f) => f.ethSrc === serverMac || f.ipSrc === NET.server);
+  // Our ARP for another host (a client that just powered off, whose TCP or TFTP state is winding
+  // down) is not a packet to the bystander; anything else from us is.
+  const leased = /lease of (\S+) obtained/.exec(run.output)?.[1];
+  const arpForOther = (f: Frame): boolean => {
+    const who = /Who has (\S+)\?/.exec(f.info)?.[1];
+    return who !== undefined && who !== leased;
+  };
+  const fromUs = run.frames.filter((f) => (f.ethSrc === serverMac || f.ipSrc === NET.server) && !arpForOther(f));
   if (fromUs.length > 0) out.push(`${fromUs.length} frame(s) from our server during the bystander's exchange`);
   return out;
 }
