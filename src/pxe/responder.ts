@@ -118,13 +118,17 @@ function finish(
   const ip = clientIp(req, from);
   if (decision.kind === 'ignore') {
     deps.counters.count(decision.reason);
-    deps.lines.line(decision.level ?? 'debug', 'ignored', {
-      port,
-      from: `${from.address}:${from.port}`,
-      reason: decision.reason,
-      ...(decision.detail ? { detail: decision.detail } : {}),
-      ...(decision.client ? { mac: decision.client.mac, arch: decision.client.archName } : {}),
-    });
+    const level = decision.level ?? 'debug';
+    // Most packets on a LAN are not ours: build their line only when it can be written.
+    if (deps.lines.base.isLevelEnabled(level)) {
+      deps.lines.line(level, 'ignored', {
+        port,
+        from: `${from.address}:${from.port}`,
+        reason: decision.reason,
+        ...(decision.detail ? { detail: decision.detail } : {}),
+        ...(decision.client ? { mac: decision.client.mac, arch: decision.client.archName } : {}),
+      });
+    }
     const c = decision.client;
     if (c) deps.clients?.note(c.mac, { arch: c.archName, last: { port: portNumber, refused: decision.reason } });
     if (deps.events?.active) {
