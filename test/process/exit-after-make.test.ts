@@ -91,8 +91,10 @@ describe('test/make/Makefile: --exit-after as a build step', () => {
     assert.ok(Date.now() - t0 >= 2000);
   });
 
-  it('succeeds once pxe-probe --fetch has booted through it (network namespaces, root)', async (t) => {
-    if (process.getuid?.() !== 0 || !have('dnsmasq')) return t.skip('needs root and dnsmasq');
+  it('succeeds once pxe-probe --fetch has booted through it (network namespaces, root)', async () => {
+    // test/process is the root ring: without root or dnsmasq this fails, it never skips.
+    assert.equal(process.getuid?.(), 0, 'this test must run as root (make test does)');
+    assert.ok(have('dnsmasq'), 'dnsmasq is not installed (make deps installs it)');
     const lab = await Lab.create('mkexit');
     try {
       const router = await lab.addHost('rtr', '10.79.0.1/24');
