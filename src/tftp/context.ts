@@ -52,6 +52,8 @@ export interface TftpContext {
   /** Shared by every transfer: answers to strangers on transfer ports. */
   readonly strangerReplies: RateLimiter;
   count(key: TftpCounter): void;
+  /** Our own bug met while handling one packet: counted and logged once, never thrown. */
+  internalError(err: unknown): void;
   sendError(via: Datagrams, to: Peer, code: number, message: string): void;
   onStarted(t: Transfer, negotiated: Negotiated, size: number): void;
   onConfirmed(t: Transfer): void;

@@ -133,7 +133,13 @@ export class TftpServer {
   serve(): void {
     for (const [i, socket] of this.#listeners.entries()) {
       const ctx = this.#context(this.#o.listen[i]!);
-      socket.onMessage((msg, from) => this.#onRequest(ctx, socket, msg, from));
+      socket.onMessage((msg, from) => {
+        try {
+          this.#onRequest(ctx, socket, msg, from);
+        } catch (err) {
+          this.#internalError(err);
+        }
+      });
     }
   }
 
@@ -194,6 +200,7 @@ export class TftpServer {
       netasciiMaxBytes: TFTP_DEFAULTS.netasciiMaxBytes,
       strangerReplies: this.#strangerReplies,
       count: (key) => this.counters.count(key),
+      internalError: (err) => this.#internalError(err),
       sendError: (via, to, code, message) => this.#sendError(via, to, code, message),
       onStarted: (t, n, size) => this.#started(t, n, size),
       onConfirmed: (t) => this.#table.confirm(t),
@@ -361,6 +368,12 @@ export class TftpServer {
       const clientError = s.clientError ? { 'client-error': printable(s.clientError.message) } : {};
       this.#lines.line('info', 'TFTP transfer ended', { ...fields, outcome: s.outcome, ...clientError });
     }
+  }
+
+  /** A bug of ours met while handling one packet: that packet is dropped, the server serves on. */
+  #internalError(err: unknown): void {
+    this.counters.count('tftp-internal-error');
+    this.#lines.line('error', 'TFTP handler failed', { error: printable(String(err)) });
   }
 
   #sendError(via: Datagrams, to: Peer, code: number, message: string): void {

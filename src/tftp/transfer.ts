@@ -163,16 +163,18 @@ export class Transfer implements Slot {
     session.start();
   }
 
+  /** A datagram on this transfer's socket. Never throws: our own bug ends this transfer only. */
   #onMessage(msg: Buffer, from: Peer): void {
-    const session = this.#session!;
-    if (from.port !== this.peer.port || from.address !== this.peer.address) return this.#stranger(msg, from);
-    const block = peekAck(msg);
-    if (block >= 0) return session.ack(block);
     try {
+      const session = this.#session!;
+      if (from.port !== this.peer.port || from.address !== this.peer.address) return this.#stranger(msg, from);
+      const block = peekAck(msg);
+      if (block >= 0) return session.ack(block);
       session.onPacket(decodeTftp(msg));
     } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      this.#ctx.count(`tftp-${err.code}`);
+      if (err instanceof DecodeError) return this.#ctx.count(`tftp-${err.code}`);
+      this.#ctx.internalError(err);
+      this.#stop('aborted');
     }
   }
 

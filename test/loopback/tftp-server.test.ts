@@ -5,6 +5,8 @@ import type { Counters } from '../../src/core/counters.js';
 import type { TftpCounter } from '../../src/tftp/context.js';
 import type { TftpServer } from '../../src/tftp/server.js';
 import type { TftpPacket } from '../../src/wire/tftp-packet.js';
+import { udpDatagrams, type OpenDatagrams } from '../../src/net/datagram.js';
+import { until } from '../helpers/daemon.js';
 import {
   lossyTransport,
   memoryLogger,
@@ -268,5 +270,52 @@ void describe('TFTP server through a lossy, duplicating, reordering socket', () 
       await server.close();
     }
     assert.equal(server.active, 0);
+  });
+});
+
+void describe('TFTP server: a bug met while handling a packet', () => {
+  void it('is counted and logged once, ends that transfer only, and the next request is served', async () => {
+    const real = udpDatagrams(() => undefined);
+    let broken = true;
+    // A transfer socket whose sends throw once data flows: a stand-in for any bug of ours on the ACK path.
+    const faulty: OpenDatagrams = async (o) => {
+      const d = await real(o);
+      if (o.port !== 0) return d;
+      let sends = 0;
+      return {
+        ...d,
+        port: d.port,
+        onMessage: (h) => d.onMessage(h),
+        close: () => d.close(),
+        send: (buf, off, len, to) => {
+          if (broken && ++sends > 1) throw new Error('a bug');
+          d.send(buf, off, len, to);
+        },
+      };
+    };
+    const { log, lines } = memoryLogger('info');
+    const { server, counters } = await startTestTftp({
+      root: root.dir,
+      listen,
+      maxTransfers: 4,
+      idleTimeoutMs: 2000,
+      log,
+      openDatagrams: faulty,
+    });
+    const c = await ScriptClient.open();
+    try {
+      c.send({ kind: 'rrq', filename: 'big.bin', mode: 'octet', options: new Map() }, server.ports[0]!);
+      const d1 = await c.next();
+      c.send({ kind: 'ack', block: 1 }, d1.from.port); // DATA 2 throws inside the ACK handler
+      await log.waitFor((l) => l.message === 'TFTP handler failed');
+      assert.equal(counters.get('tftp-internal-error'), 1);
+      assert.ok(!lines.some((l) => /\n\s+at /.test(String(l.error))), 'no stack trace');
+      await until(() => server.active === 0, 2000, 'the broken transfer freed its slot');
+      broken = false;
+      assert.equal(sha(await fetch(server.ports[0]!, 'pxelinux.0')), sha(FILES['pxelinux.0']));
+    } finally {
+      await c.close();
+      await server.close();
+    }
   });
 });
