@@ -8,7 +8,7 @@ export const CLIENT_NAMES: readonly ClientName[] = ['bios', 'uefi', 'ipxe', 'sec
 
 /** A QEMU machine that boots from the network, and what a successful boot leaves behind. */
 export interface ClientSpec {
-  name: ClientName;
+  name: ClientName | 'bios-upstream';
   title: string;
   mac: string;
   /** Printed on the serial console once our files have run. */
@@ -132,6 +132,17 @@ export const CLIENTS: Record<ClientName, ClientSpec> = {
       ...nic('virtio-net-pci', MAC.arm64, ''),
     ],
   },
+};
+
+/**
+ * The BIOS client again, against a daemon whose TFTP root is empty: every file it asks for comes
+ * through `--upstream` from nginx on the router (test/e2e/upstream.test.ts).
+ */
+export const BIOS_UPSTREAM: ClientSpec = {
+  ...CLIENTS.bios,
+  name: 'bios-upstream',
+  title:
+    'BIOS via --upstream: empty TFTP root; pxelinux.0, its modules and config, ipxe.lkrn all from nginx on the router',
 };
 
 /**

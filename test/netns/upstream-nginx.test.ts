@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { have, Lab, waitForOutput, type Host } from '../helpers/netns.js';
+import { Nginx } from '../helpers/nginx.js';
 import { pattern } from '../helpers/tftp.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -45,7 +46,7 @@ describe('--upstream with nginx-light as the mirror (network namespaces)', () =>
   let lab: Lab;
   let mirrorHost: Host;
   let client: Host;
-  let nginx: ChildProcess;
+  let nginx: Nginx;
   let daemon: ChildProcess;
   let daemonLog = '';
   let work: string;
@@ -55,10 +56,7 @@ describe('--upstream with nginx-light as the mirror (network namespaces)', () =>
   /** The files of the tree, by their name under the mirror's root. */
   const file = (name: string): Buffer => readFileSync(join(tree, name));
   /** Lines of nginx's access log (`METHOD URI STATUS BYTES`). */
-  const access = (): string[] =>
-    existsSync(join(work, 'access.log'))
-      ? readFileSync(join(work, 'access.log'), 'utf8').split('\n').filter(Boolean)
-      : [];
+  const access = (): string[] => nginx.access();
   const downloads = (uri: string): number => access().filter((l) => l.startsWith(`GET /${uri} 200 `)).length;
   const cachedBytes = (): number =>
     readdirSync(join(work, 'cache', 'files'))
@@ -80,16 +78,6 @@ describe('--upstream with nginx-light as the mirror (network namespaces)', () =>
       return 0;
     }
   };
-
-  async function startNginx(): Promise<void> {
-    nginx = lab.spawn(mirrorHost.ns, 'nginx', ['-c', join(work, 'nginx.conf'), '-p', work]);
-    for (let i = 0; i < 100; i++) {
-      const r = await lab.exec(client.ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${MIRROR_URL}ok`]);
-      if (r.stdout === '200') return;
-      await new Promise((res) => setTimeout(res, 50));
-    }
-    assert.fail(`nginx did not start: ${readFileSync(join(work, 'error.log'), 'utf8')}`);
-  }
 
   /** curl's TFTP client: the file, and how long it took (seconds). */
   async function curlTftp(name: string): Promise<{ data: Buffer; total: number }> {
@@ -157,42 +145,21 @@ describe('--upstream with nginx-light as the mirror (network namespaces)', () =>
     symlinkSync(`${D_I}/pxelinux.0`, join(tree, 'pxelinux.0'));
     symlinkSync(`${D_I}/boot-screens/ldlinux.c32`, join(tree, 'ldlinux.c32'));
     symlinkSync(`${D_I}/pxelinux.cfg`, join(tree, 'pxelinux.cfg'));
-    put('ok', 'ok\n');
     for (let i = 0; i < 6; i++) put(`big/f${i}.img`, pattern(1024 * 1024, 10 + i));
     put('slow/killed.img', pattern(1500 * 1024, 20));
     put('uncached.efi', pattern(5000, 21));
     chmodSync(tree, 0o755);
     for (const dir of [join(work, 'root'), join(work, 'out')]) mkdirSync(dir, { mode: 0o755 });
-    writeFileSync(
-      join(work, 'nginx.conf'),
-      `daemon off;
-worker_processes 1;
-pid ${work}/nginx.pid;
-error_log ${work}/error.log warn;
-events { worker_connections 256; }
-http {
-  log_format mirror '$request_method $uri $status $body_bytes_sent';
-  access_log ${work}/access.log mirror;
-  client_body_temp_path ${work}/body;
-  proxy_temp_path ${work}/proxy;
-  fastcgi_temp_path ${work}/fastcgi;
-  uwsgi_temp_path ${work}/uwsgi;
-  scgi_temp_path ${work}/scgi;
-  default_type application/octet-stream;
-  sendfile on;
-  server {
-    listen ${MIRROR.ip}:8080;
-    root ${tree};
-    location ~ (/linux|/initrd\\.gz|^/slow/.*)$ { limit_rate ${RATE}; }
-  }
-}
-`,
-    );
     lab = await Lab.create('upstream');
     mirrorHost = await lab.addHost('mirror', MIRROR.cidr);
     const server = await lab.addHost('server', SERVER.cidr);
     client = await lab.addHost('client', CLIENT.cidr);
-    await startNginx();
+    nginx = await Nginx.start(lab, mirrorHost.ns, {
+      work,
+      listen: `${MIRROR.ip}:8080`,
+      root: tree,
+      server: `location ~ (/linux|/initrd\\.gz|^/slow/.*)$ { limit_rate ${RATE}; }`,
+    });
     daemon = lab.spawn(
       server.ns,
       process.execPath,
@@ -324,7 +291,7 @@ http {
       if (parts.some((p) => sizeOf(join(work, 'cache', 'tmp', p)) > 100_000)) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    await lab.stop(nginx);
+    await nginx.stop();
     const r = await transfer;
     assert.notEqual(r.code, 0, 'curl must not get the file');
     const got = existsSync(dest) ? readFileSync(dest) : Buffer.alloc(0);
