@@ -4,10 +4,11 @@ import { UserError } from '../core/errors.js';
 import { parseArch } from '../wire/arch.js';
 import { parseQuietly } from './yargs-quiet.js';
 import type { ProbeOptions } from '../probe/run.js';
+import { statusUrlOf } from '../probe/status.js';
 
 /** pxe-probe's usage line. */
 export const USAGE =
-  'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--http-client] [--uuid UUID|none] [--fetch] [--timeout S] [--json]';
+  'usage: pxe-probe -i IFACE [--mac MAC] [--arch bios|efi-x64|…|N] [--user-class iPXE] [--http-client] [--uuid UUID|none] [--fetch] [--status URL] [--timeout S] [--json]';
 
 /** What the command line asks for. */
 export type ProbeParse =
@@ -31,6 +32,11 @@ const OPTIONS = {
   fetch: {
     type: 'boolean',
     desc: 'download the boot file (and a pxelinux config, kernel, initrd) over TFTP; an http:// boot file (an iPXE script and its kernel and initrds) over HTTP',
+  },
+  status: {
+    type: 'string',
+    requiresArg: true,
+    desc: "the daemon's --metrics listener (http://ADDR:PORT): show which rule or --decide-url answer decided, and where each TFTP file came from",
   },
   timeout: { type: 'number', requiresArg: true, desc: 'seconds to collect offers (default 5)' },
   blksize: { type: 'number', requiresArg: true, desc: 'TFTP blksize to ask (default MTU - 32)' },
@@ -63,6 +69,17 @@ function uuidOf(text: string | undefined, mac: Buffer): Buffer | undefined {
   return Buffer.from(text.replace(/-/g, ''), 'hex');
 }
 
+function statusOf(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    return statusUrlOf(v);
+  } catch {
+    throw new UserError(
+      `--status: '${v}' is not the http:// URL of the daemon's --metrics listener, e.g. http://127.0.0.1:9187`,
+    );
+  }
+}
+
 function num(v: unknown, name: string, min: number, max: number, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max)
@@ -80,6 +97,7 @@ function toOptions(a: Record<string, unknown>): ProbeOptions {
   if (arch === undefined) throw new UserError(`--arch: unknown architecture '${String(a.arch)}'`);
   const uuid = uuidOf(a.uuid as string | undefined, mac);
   const blksize = a.blksize === undefined ? undefined : Math.trunc(num(a.blksize, 'blksize', 8, 65464, 0));
+  const statusUrl = statusOf(a.status);
   return {
     iface,
     mac,
@@ -91,6 +109,7 @@ function toOptions(a: Record<string, unknown>): ProbeOptions {
     timeoutMs: Math.round(num(a.timeout, 'timeout', 0.5, 600, 5) * 1000),
     ...(blksize !== undefined ? { blksize } : {}),
     windowsize: Math.trunc(num(a.windowsize, 'windowsize', 1, 65535, 4)),
+    ...(statusUrl !== undefined ? { statusUrl } : {}),
   };
 }
 

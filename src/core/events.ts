@@ -36,6 +36,17 @@ export type DecidedBy = 'rules' | 'decide-url' | 'fallback';
 /** The outcome of one question to `--decide-url`. */
 export type DecideOutcome = 'answer' | 'deny' | 'fallback';
 
+/**
+ * Where a served file came from: the local root, or `--upstream`'s cache (`cache-hit`), or the
+ * mirror itself, fetched for this request or one it joined (`cache-miss`).
+ */
+export type FileOrigin = 'local' | 'cache-hit' | 'cache-miss';
+
+/** The origin of an opened file, from its `cache` mark (set only on files from `--upstream`). */
+export function fileOrigin(cache: 'hit' | 'miss' | undefined): FileOrigin {
+  return cache === undefined ? 'local' : cache === 'hit' ? 'cache-hit' : 'cache-miss';
+}
+
 export type PxeEvent = EventBase &
   (
     | {
@@ -58,7 +69,14 @@ export type PxeEvent = EventBase &
         outcome: DecideOutcome;
         detail?: string;
       }
-    | { type: 'transfer-start'; protocol: 'tftp' | 'http'; file: string; requested?: string; size: number }
+    | {
+        type: 'transfer-start';
+        protocol: 'tftp' | 'http';
+        file: string;
+        requested?: string;
+        size: number;
+        origin: FileOrigin;
+      }
     | {
         type: 'transfer-done' | 'transfer-failed';
         protocol: 'tftp' | 'http';
@@ -67,6 +85,8 @@ export type PxeEvent = EventBase &
         bytes: number;
         seconds: number;
         reason?: string;
+        /** Known once the file was opened. */
+        origin?: FileOrigin;
       }
     | { type: 'http-request'; method: string; path: string; status: number; bytes: number; seconds: number }
   );

@@ -175,7 +175,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       lines,
       counters: stats,
       ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
-      ...upstream,
+      ...(cache ? { upstream: outside.tftpSource(cache) } : {}),
       hooks: outside.tftpHooks(),
     });
     http = await bindBundledHttp(config, sites, {

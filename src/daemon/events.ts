@@ -6,9 +6,11 @@ import { UserError } from '../core/errors.js';
 import {
   eventTime,
   ExitWatch,
+  fileOrigin,
   formatEvent,
   type EventSink,
   type ExitCondition,
+  type FileOrigin,
   type PxeEvent,
 } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
@@ -166,14 +168,15 @@ function knownMac(clients: ClientTable | undefined, ip: string): { mac?: string 
   return c ? { mac: c.mac } : {};
 }
 
-/** A TFTP transfer's start as an event. */
+/** A TFTP transfer's start as an event, with where its file came from. */
 export function tftpStartEvent(
   clients: ClientTable | undefined,
   peer: Peer,
   file: string,
   size: number,
   requested: string,
-): PxeEvent {
+  origin: FileOrigin,
+): Extract<PxeEvent, { type: 'transfer-start' }> {
   return {
     type: 'transfer-start',
     time: eventTime(),
@@ -183,6 +186,7 @@ export function tftpStartEvent(
     file,
     ...(requested !== file ? { requested } : {}),
     size,
+    origin,
   };
 }
 
@@ -191,7 +195,7 @@ export function tftpStartEvent(
  * else `transfer-failed` with the reason (`size-probe` for a client that asked the size and
  * stopped, as EDK2 and pxelinux do before the real transfer; `not-found` and the other refusals).
  */
-export function tftpEndEvent(clients: ClientTable | undefined, r: TransferReport): PxeEvent {
+export function tftpEndEvent(clients: ClientTable | undefined, r: TransferReport, origin?: FileOrigin): PxeEvent {
   const base = {
     time: eventTime(),
     ...knownMac(clients, r.client.address),
@@ -199,6 +203,7 @@ export function tftpEndEvent(clients: ClientTable | undefined, r: TransferReport
     protocol: 'tftp' as const,
     file: r.file,
     ...(r.requested !== r.file ? { requested: r.requested } : {}),
+    ...(origin !== undefined ? { origin } : {}),
   };
   const end = r.end;
   if (end.kind === 'ended') {
@@ -234,6 +239,7 @@ export function httpEvents(clients: ClientTable | undefined, r: HttpRequestRepor
       ...(r.requested !== undefined && r.requested !== r.file ? { requested: r.requested } : {}),
       bytes: r.bytes,
       seconds: r.seconds,
+      origin: fileOrigin(r.cache),
     };
     out.push(r.complete ? { type: 'transfer-done', ...t } : { type: 'transfer-failed', ...t, reason: 'aborted' });
   }
@@ -241,7 +247,7 @@ export function httpEvents(clients: ClientTable | undefined, r: HttpRequestRepor
 }
 
 /** A `--decide-url` request as an event. */
-export function decideEvent(clients: ClientTable | undefined, r: DecideReport): PxeEvent {
+export function decideEvent(clients: ClientTable | undefined, r: DecideReport): Extract<PxeEvent, { type: 'decide' }> {
   const ip = clients?.byMac(r.mac)?.ip;
   return {
     type: 'decide',

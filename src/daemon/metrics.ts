@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Counters } from '../core/counters.js';
 import { UserError } from '../core/errors.js';
-import type { EventSink, PxeEvent } from '../core/events.js';
+import type { EventSink, FileOrigin, PxeEvent } from '../core/events.js';
 import type { Logger } from '../core/logger.js';
 import { isIPv4 } from '../wire/ip.js';
 import type { ClientTable, SeenClient } from '../pxe/clients.js';
@@ -51,6 +51,19 @@ export interface ActiveTransfer {
   file: string;
   size: number;
   started: string;
+  origin: FileOrigin;
+}
+
+/** A transfer started lately (TFTP) or served (HTTP), for `/status`: who, which file, from where. */
+export interface RecentTransfer {
+  time: string;
+  protocol: 'tftp' | 'http';
+  ip: string;
+  mac?: string;
+  /** As served, and as asked for when `--remap` changed it. */
+  file: string;
+  requested?: string;
+  origin: FileOrigin;
 }
 
 /** What the metrics and status pages read from the daemon, when asked. */
@@ -63,6 +76,8 @@ export interface MetricsSource {
   tftpActive: () => number;
   httpConnections: () => number;
   transfers: () => ActiveTransfer[];
+  /** Newest first. */
+  recentTransfers: () => RecentTransfer[];
   clients?: ClientTable;
   decide: () => { url: string; inFlight: number; fallback: string } | undefined;
 }
@@ -222,6 +237,7 @@ export function statusOf(src: MetricsSource): Record<string, unknown> {
     'uptime-seconds': Math.round((Date.now() - src.startedAt) / 1000),
     interfaces: src.interfaces(),
     'active-transfers': { tftp: src.tftpActive(), http: src.httpConnections(), list: src.transfers() },
+    'recent-transfers': src.recentTransfers(),
     'decide-url': src.decide() ?? null,
     'clients-seen': clients.map((c: SeenClient) => ({ ...c, lastSeen: new Date(c.lastSeen).toISOString() })),
   };

@@ -1,7 +1,8 @@
 import type { Counters } from '../core/counters.js';
-import { EventBus } from '../core/events.js';
+import { EventBus, type PxeEvent } from '../core/events.js';
 import type { Logger, PeerLog } from '../core/logger.js';
 import type { NameContext, RemapRule } from '../files/remap.js';
+import type { FileSource } from '../files/root.js';
 import type { HttpServerOptions } from '../http/server.js';
 import { ClientTable } from '../pxe/clients.js';
 import { DECIDE_LABEL, Decider, type DecideCounter, type DecideReport } from '../pxe/decide.js';
@@ -17,7 +18,15 @@ import {
   watchExit,
   type BoundSinks,
 } from './events.js';
-import { DaemonMetrics, daemonVersion, MetricsServer, type ActiveTransfer, type MetricsSource } from './metrics.js';
+import {
+  DaemonMetrics,
+  daemonVersion,
+  MetricsServer,
+  type ActiveTransfer,
+  type MetricsSource,
+  type RecentTransfer,
+} from './metrics.js';
+import { OriginTracker } from './origins.js';
 
 /**
  * What the daemon asks of and tells the world outside its three servers: `--decide-url`, `--remap`,
@@ -49,12 +58,16 @@ export type ServingState = Pick<MetricsSource, 'interfaces' | 'tftpActive' | 'ht
 
 /** Transfers listed by `/status` at most (the TFTP server's own cap is higher; this is a view). */
 const MAX_LISTED_TRANSFERS = 256;
+/** Transfers started lately that `/status` lists, newest first, with where each file came from. */
+const RECENT_TRANSFERS = 256;
 
 export class Outside {
   readonly events = new EventBus();
   readonly clients = new ClientTable();
   readonly #deps: OutsideDeps;
   readonly #transfers = new Map<string, ActiveTransfer>();
+  readonly #recent: RecentTransfer[] = [];
+  readonly #origins = new OriginTracker();
   readonly #startedAt = Date.now();
   #config: Config;
   #decider: Decider | undefined;
@@ -107,12 +120,20 @@ export class Outside {
     return { events: this.events, clients: this.clients, decider: () => this.#decider };
   }
 
+  /**
+   * The source behind the TFTP root (`--upstream`), wrapped so that each transfer's start knows
+   * whether its file came from the cache or the mirror.
+   */
+  tftpSource(source: FileSource): FileSource {
+    return this.#origins.wrap(source);
+  }
+
   tftpHooks(): TftpHooks {
     return {
       remap: () => this.#remap,
       nameContext: (peer) => this.#nameContext(peer.address),
       onTransferStart: (peer, file, size, requested) => {
-        const e = tftpStartEvent(this.clients, peer, file, size, requested);
+        const e = tftpStartEvent(this.clients, peer, file, size, requested, this.#origins.take(file));
         if (this.#transfers.size < MAX_LISTED_TRANSFERS) {
           this.#transfers.set(`${peer.address}:${peer.port}`, {
             protocol: 'tftp',
@@ -122,13 +143,17 @@ export class Outside {
             file,
             size,
             started: e.time,
+            origin: e.origin,
           });
         }
+        this.#remember(e);
         this.events.emit(e);
       },
       onTransferEnd: (r) => {
-        this.#transfers.delete(`${r.client.address}:${r.client.port}`);
-        if (this.events.active) this.events.emit(tftpEndEvent(this.clients, r));
+        const key = `${r.client.address}:${r.client.port}`;
+        const origin = this.#transfers.get(key)?.origin;
+        this.#transfers.delete(key);
+        if (this.events.active) this.events.emit(tftpEndEvent(this.clients, r, origin));
       },
     };
   }
@@ -142,8 +167,11 @@ export class Outside {
         return rule ? { rule, label: `${DECIDE_LABEL} (${rule.text})` } : undefined;
       },
       onRequest: (r) => {
-        if (!this.events.active) return;
-        for (const e of httpEvents(this.clients, r)) this.events.emit(e);
+        if (!this.events.active && !this.#metrics) return;
+        for (const e of httpEvents(this.clients, r)) {
+          this.#remember(e);
+          this.events.emit(e);
+        }
       },
     };
   }
@@ -187,6 +215,23 @@ export class Outside {
     await Promise.all([this.#sinks?.close(), this.#metrics?.close()]);
   }
 
+  /** A transfer, with where its file came from, for `/status`: TFTP at its start, HTTP (no start) once served. */
+  #remember(e: PxeEvent): void {
+    if (!this.#metrics) return;
+    if (e.type !== 'transfer-start' && e.type !== 'transfer-done' && e.type !== 'transfer-failed') return;
+    if (e.origin === undefined || (e.type !== 'transfer-start' && e.protocol === 'tftp')) return;
+    this.#recent.push({
+      time: e.time,
+      protocol: e.protocol,
+      ip: e.ip ?? '',
+      ...(e.mac !== undefined ? { mac: e.mac } : {}),
+      file: e.file,
+      ...(e.requested !== undefined ? { requested: e.requested } : {}),
+      origin: e.origin,
+    });
+    if (this.#recent.length > RECENT_TRANSFERS) this.#recent.shift();
+  }
+
   #nameContext(ip: string): NameContext {
     const c = this.clients.byIp(ip);
     return c ? { ip, mac: c.mac, arch: c.arch } : { ip };
@@ -209,7 +254,11 @@ export class Outside {
       outcome: r.outcome,
       ...(r.detail ? { detail: r.detail } : {}),
     });
-    if (this.events.active) this.events.emit(decideEvent(this.clients, r));
+    const e = decideEvent(this.clients, r);
+    // Kept with the client, for `/status` (pxe-probe --status shows what decided its answer).
+    const { time, url, status, ms, outcome, detail } = e;
+    this.clients.note(r.mac, { decide: { time, url, status, ms, outcome, ...(detail ? { detail } : {}) } });
+    this.events.emit(e);
   }
 
   #source(): MetricsSource {
@@ -221,6 +270,7 @@ export class Outside {
       tftpActive: () => this.#state.tftpActive(),
       httpConnections: () => this.#state.httpConnections(),
       transfers: () => [...this.#transfers.values()],
+      recentTransfers: () => [...this.#recent].reverse(),
       clients: this.clients,
       decide: () =>
         this.#decider && {

@@ -140,6 +140,8 @@ export interface HttpRequestReport {
   requested?: string;
   /** The machine a script was made for. */
   mac?: string;
+  /** Set for a file from `--upstream`, as `X-Cache` says. */
+  cache?: 'hit' | 'miss';
 }
 
 const ALLOW = 'GET, HEAD';
@@ -178,6 +180,8 @@ interface Outcome {
   /** The file served (resolved name) and the name asked for. */
   file?: string;
   requested?: string;
+  /** Set for a file from `--upstream`. */
+  cache?: 'hit' | 'miss';
   /** Why it was refused or what answered it (`refused=dot-dot`, `rule=…`). */
   detail?: Record<string, string>;
 }
@@ -394,6 +398,7 @@ export class HttpServer {
     // A file from --upstream says whether the cache had it (pxe-probe --fetch reports it).
     if (file.cache) {
       res.setHeader('X-Cache', file.cache);
+      outcome.cache = file.cache;
       outcome.detail = { ...outcome.detail, cache: file.cache };
     }
     const since = req.headers['if-modified-since'];
@@ -528,6 +533,7 @@ export class HttpServer {
       ...(outcome.file !== undefined ? { file: outcome.file } : {}),
       ...(outcome.requested !== undefined ? { requested: printable(outcome.requested) } : {}),
       ...(outcome.detail?.mac !== undefined ? { mac: outcome.detail.mac } : {}),
+      ...(outcome.cache !== undefined ? { cache: outcome.cache } : {}),
     });
   }
 }

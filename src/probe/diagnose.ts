@@ -201,6 +201,48 @@ function grubTraps(lease: OfferSummary | undefined, res: ProbeResult): Finding[]
   ];
 }
 
+/** With `--status`: a page that could not be read, a daemon that has not seen us, a decision URL that failed. */
+function statusTraps(res: ProbeResult): Finding[] {
+  const s = res.status;
+  if (!s) return [];
+  if (!s.ok) {
+    return [
+      {
+        level: 'warning',
+        code: 'status-unreadable',
+        text:
+          `The daemon's status page ${s.url} could not be read (${s.error}): which rule decided, and where ` +
+          'the TFTP files came from, are unknown. Is pxe-pdhcp running with --metrics on that address?',
+      },
+    ];
+  }
+  const c = s.client;
+  if (!c) {
+    return [
+      {
+        level: 'warning',
+        code: 'status-client-unknown',
+        text:
+          `The daemon at ${s.url} has not seen MAC ${res.mac}: the answer came from another server, or more ` +
+          'than 50 clients came since.',
+      },
+    ];
+  }
+  if (c.decidedBy === 'fallback' && c.decide) {
+    const d = c.decide;
+    return [
+      {
+        level: 'warning',
+        code: 'decide-url-fell-back',
+        text:
+          `The decision service ${d.url} failed (${typeof d.status === 'number' ? `HTTP ${d.status}` : d.status}` +
+          `${d.detail ? `: ${d.detail}` : ''}), so the daemon's local rules answered instead.`,
+      },
+    ];
+  }
+  return [];
+}
+
 /** Name the classic PXE traps in plain words. Pure. */
 export function diagnose(res: ProbeResult): Finding[] {
   const lease = res.offers.find((o) => o.kind === 'address');
@@ -211,5 +253,6 @@ export function diagnose(res: ProbeResult): Finding[] {
     ...exchangeTraps(res),
     ...grubTraps(lease, res),
     ...fetchTraps(res),
+    ...statusTraps(res),
   ];
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { FileOrigin } from '../core/events.js';
 import {
   configSearchOrder,
   defaultBootEntry,
@@ -31,6 +32,12 @@ export interface TransferReport {
   protocol?: 'http';
   /** The HTTP status. */
   status?: number;
+  /**
+   * Where the server took a file that arrived: its local root, or `--upstream`'s cache (a hit, or a
+   * miss fetched from the mirror for this request). Over HTTP from `X-Cache`; over TFTP only the
+   * daemon knows (`--status`), else `unknown`.
+   */
+  origin?: FileOrigin | 'unknown';
 }
 
 export interface FetchReport {
@@ -80,6 +87,7 @@ function report(role: string, file: string, server: string, r: TftpResult): Tran
     blksize: r.blksize,
     windowsize: r.windowsize,
     ...(r.tsize !== undefined ? { tsize: r.tsize } : {}),
+    origin: 'unknown',
   };
 }
 

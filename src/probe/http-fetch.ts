@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import type { FetchReport, TransferReport } from './fetch.js';
+import { originOfXCache } from './status.js';
 
 /** One HTTP GET, whole body in memory (the probe fetches boot files, not disk images). */
 export interface HttpResult {
@@ -9,6 +10,8 @@ export interface HttpResult {
   data: Buffer;
   ms: number;
   error?: string;
+  /** The `X-Cache` header (`hit`, `miss`) of a file `pxe-pdhcp` took from `--upstream`. */
+  cache?: string;
 }
 
 /** Largest body the probe keeps; a bigger one fails rather than fill memory. */
@@ -32,12 +35,14 @@ export function httpGet(url: string, timeoutMs = 60_000): Promise<HttpResult> {
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           const data = Buffer.concat(chunks);
+          const cache = res.headers['x-cache'];
           resolve({
             ok: status === 200,
             status,
             data,
             ms: ms(),
             ...(status !== 200 ? { error: `HTTP ${status}` } : {}),
+            ...(typeof cache === 'string' ? { cache } : {}),
           });
         });
         res.on('error', (err) => resolve({ ok: false, data: Buffer.alloc(0), ms: ms(), error: err.message }));
@@ -104,6 +109,7 @@ function report(role: string, url: string, r: HttpResult): TransferReport {
     sha256: createHash('sha256').update(r.data).digest('hex'),
     kBps: Math.round(r.data.length / 1000 / seconds),
     ...(r.status !== undefined ? { status: r.status } : {}),
+    origin: originOfXCache(r.cache),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { OfferSummary } from './analyze.js';
 import type { TransferReport } from './fetch.js';
 import type { ProbeResult } from './run.js';
+import { decisionText, originText } from './status.js';
 
 function vendorText(o: OfferSummary): string {
   if (o.vendorShape === 'none') return 'none';
@@ -38,11 +39,12 @@ export function offerTable(offers: OfferSummary[]): string {
 }
 
 function transferLine(t: TransferReport): string {
-  if (t.protocol === 'http' && t.ok)
-    return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, HTTP ${t.status}) sha256 ${t.sha256}`;
   if (!t.ok)
     return `  ${t.role.padEnd(9)} ${t.file}: FAILED (${t.failure?.kind === 'error' ? `${t.failure.name}: ${t.failure.message}` : t.failure?.message})`;
-  return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, blksize ${t.blksize}, windowsize ${t.windowsize}${t.tsize !== undefined ? `, tsize ${t.tsize}` : ''}) sha256 ${t.sha256}`;
+  const from = t.origin !== undefined ? ` [${originText(t.origin)}]` : '';
+  if (t.protocol === 'http')
+    return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, HTTP ${t.status}) sha256 ${t.sha256}${from}`;
+  return `  ${t.role.padEnd(9)} ${t.file}: ${t.bytes} bytes in ${t.ms} ms (${t.kBps} kB/s, blksize ${t.blksize}, windowsize ${t.windowsize}${t.tsize !== undefined ? `, tsize ${t.tsize}` : ''}) sha256 ${t.sha256}${from}`;
 }
 
 function exchangeText(r: ProbeResult): string[] {
@@ -67,6 +69,7 @@ function exchangeText(r: ProbeResult): string[] {
         : `Boot: "${r.final.file}" from TFTP server ${r.final.nextServer} (answer of ${r.final.from})`
       : 'Boot: nothing to boot',
   );
+  if (r.status) lines.push(decisionText(r.status));
   return lines;
 }
 

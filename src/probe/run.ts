@@ -19,6 +19,7 @@ import { openDhcpChannel, type DhcpChannel, type Received } from './dhcp-channel
 import { diagnose, type Finding } from './diagnose.js';
 import { fetchBoot, type FetchReport } from './fetch.js';
 import { fetchHttpBoot } from './http-fetch.js';
+import { readStatus, type StatusReport } from './status.js';
 
 /** An undo step; runs at most once. */
 export type Undo = () => Promise<void>;
@@ -36,6 +37,8 @@ export interface ProbeOptions extends ProbeIdentity {
   /** TFTP blksize and windowsize asked for the boot file, kernel and initrd. */
   blksize?: number;
   windowsize: number;
+  /** `--status`: the daemon's metrics listener (or its `/status` page), read once the files are fetched. */
+  statusUrl?: string;
 }
 
 /** The answer the firmware ends up booting. */
@@ -58,6 +61,8 @@ export interface ProbeResult {
   bootRequest?: { target: string; answered: boolean; sourcePort?: number; reply?: OfferSummary };
   final?: FinalAnswer;
   fetch?: FetchReport;
+  /** With `--status`: what the daemon says decided this client's answer (and, in `fetch`, where its TFTP files came from). */
+  status?: StatusReport;
   released: boolean;
   findings: Finding[];
   /** Exit status 0: a lease, a boot file, and (with --fetch) every download. */
@@ -224,6 +229,11 @@ export async function runProbe(o: ProbeOptions, undo: Undo[] = []): Promise<Prob
         blksize: o.blksize ?? link.mtu - 32,
         windowsize: o.windowsize,
       });
+    }
+    // Before the borrowed address goes: the status page may be on this LAN.
+    if (o.statusUrl) {
+      const who = { mac: res.mac, ...(res.lease?.acked ? { ip: res.lease.address } : {}) };
+      res.status = await readStatus(o.statusUrl, who, res.fetch?.transfers ?? []);
     }
   } finally {
     for (const step of undo) await step();

@@ -1,4 +1,4 @@
-import type { DecidedBy } from '../core/events.js';
+import type { DecidedBy, DecideOutcome } from '../core/events.js';
 
 /**
  * The PXE clients seen lately, by MAC, with the IP address each one uses where we learnt it: from
@@ -17,6 +17,11 @@ export interface SeenClient {
   lastSeen: number;
   /** The last answer we gave, or why we gave none. */
   last?: { port: number; file: string; rule: string; decidedBy: DecidedBy } | { port: number; refused: string };
+  /**
+   * The last request to `--decide-url` about it: when, to where, the HTTP status (or `timeout`,
+   * `unreachable`, …), how long it took and what came of it.
+   */
+  decide?: { time: string; url: string; status: number | string; ms: number; outcome: DecideOutcome; detail?: string };
 }
 
 export const CLIENT_TABLE_SIZE = 1024;
