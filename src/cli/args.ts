@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import {
   DEFAULT_TFTP_ROOT,
+  defaultTftpWorkers,
   DEFAULT_USER,
   type Config,
   type HttpConfig,
@@ -62,6 +63,10 @@ export const OPTIONS = {
   'tftp-port': { type: 'number', desc: 'TFTP listening port (default 69)' },
   'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 256)' },
   'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
+  'tftp-workers': {
+    type: 'number',
+    desc: 'threads that run TFTP transfers beside the main thread (default: one per core, at most 4; 0: none)',
+  },
   http: { type: 'boolean', desc: 'run the bundled HTTP server: boot files, kernels, generated iPXE scripts' },
   'http-root': { type: 'string', desc: 'directory served over HTTP (default: the TFTP root)' },
   'http-port': { type: 'number', desc: 'HTTP listening port (default 80)' },
@@ -353,6 +358,7 @@ function tftpConfig(raw: RawOptions, root: string): TftpConfig {
     port: int(raw, 'tftp-port', 69, 0, 65535),
     maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
     idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
+    workers: int(raw, 'tftp-workers', defaultTftpWorkers(), 0, 16),
   };
 }
 

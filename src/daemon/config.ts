@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { LogFormat, LogLevel } from './logging.js';
 import type { ClientPattern } from '../pxe/acl.js';
 import type { BootPolicy, EfiMode } from '../pxe/boot.js';
@@ -93,6 +94,13 @@ export interface TftpConfig {
   maxTransfers: number;
   /** Seconds without client traffic after which a transfer is dropped. */
   idleTimeout: number;
+  /** Threads that run transfers (0: all on the main thread). */
+  workers: number;
+}
+
+/** `--tftp-workers` unless given: one per core on a machine with more than one, at most 4. */
+export function defaultTftpWorkers(cores = availableParallelism()): number {
+  return cores > 1 ? Math.min(cores, 4) : 0;
 }
 
 export const DEFAULT_TFTP_ROOT = '/srv/tftp';
@@ -125,6 +133,7 @@ const RESTART_ONLY: readonly [string, (c: Config) => unknown][] = [
   ['tftp-root', (c) => c.tftp.root],
   ['tftp-max-transfers', (c) => c.tftp.maxTransfers],
   ['tftp-idle-timeout', (c) => c.tftp.idleTimeout],
+  ['tftp-workers', (c) => c.tftp.workers],
   ['http', (c) => c.http?.enabled ?? false],
   ['http-root', (c) => c.http?.root],
   ['http-port', (c) => c.http?.port],

@@ -85,6 +85,7 @@ export async function bindBundledTftp(
         suspectMs: TFTP_DEFAULTS.suspectMs,
       },
       idleTimeoutMs: t.idleTimeout * 1000,
+      workers: t.workers,
       log,
       lines: deps.lines,
       counters: deps.counters,

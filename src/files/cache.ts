@@ -779,6 +779,7 @@ export class UpstreamCache implements FileSource {
       size: entry.size,
       mtime: entry.mtime,
       cache: label,
+      fd: handle.fd,
       readv: async (buffers, position) => (await handle.readv(buffers, position)).bytesRead,
       stream: (start, end) => handle.createReadStream({ start, end, autoClose: false, emitClose: false }),
       close: () => (closed ??= handle.close().catch(() => undefined)),

@@ -17,6 +17,11 @@ export interface OpenFile {
   readonly size: number;
   /** Last modification, for HTTP `Last-Modified`. */
   readonly mtime: Date;
+  /**
+   * The descriptor of a file complete on disk, for positional reads on another thread (TFTP's
+   * transfer workers); absent for a file still arriving. Only the owner closes it, through `close`.
+   */
+  readonly fd?: number;
   /** Fill `buffers` in order from `position`; resolves with the bytes read (short at end of file). */
   readv(buffers: Buffer[], position: number): Promise<number>;
   /** Bytes `start`..`end` (inclusive) as a stream with backpressure; does not close the file. */
@@ -101,6 +106,7 @@ function openFile(handle: FileHandle, name: string, size: number, mtime: Date): 
     name,
     size,
     mtime,
+    fd: handle.fd,
     readv: async (buffers, position) => (await handle.readv(buffers, position)).bytesRead,
     stream: (start, end) => handle.createReadStream({ start, end, autoClose: false, emitClose: false }),
     close: () => (closed ??= handle.close().catch(() => undefined)),

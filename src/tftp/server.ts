@@ -11,10 +11,12 @@ import type { FileRoot } from '../files/root.js';
 import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../net/datagram.js';
 import { DecodeError } from '../wire/reader.js';
 import { decodeTftp, encodeTftp, TftpErrorCode, type TftpRequest } from '../wire/tftp-packet.js';
-import type { TftpContext, TftpCounter, TftpListen } from './context.js';
+import type { TftpContext, TftpCounter, TftpListen, TransferRunner } from './context.js';
 import type { Negotiated } from './negotiate.js';
+import { startRun, type RunEnv, type RunSettings } from './run.js';
 import { TransferTable, type TableLimits } from './table.js';
 import { refusalError, Transfer, type TransferEnd } from './transfer.js';
+import { TransferWorkers } from './workers.js';
 
 export type { TftpListen } from './context.js';
 
@@ -49,6 +51,11 @@ export interface TftpServerOptions {
   /** What is known about the client at this address (`--remap`'s `${mac}`, `${arch}`). */
   nameContext?: (client: Peer) => NameContext;
   onTransferEnd?: (r: TransferReport) => void;
+  /**
+   * Threads that run transfers (src/tftp/workers.ts), started by `serve()`; 0 runs every transfer
+   * on the main thread. Default 0.
+   */
+  workers?: number;
 }
 
 /** Defaults, chosen so that a rack switched on at once is served and a flood of liars is not. */
@@ -96,6 +103,10 @@ export class TftpServer {
     TFTP_DEFAULTS.strangerRepliesBurst,
   );
   #closing = false;
+  #workers: TransferWorkers | null = null;
+  /** Where transfers run: the workers when there are any, else `#local`. */
+  #runner: TransferRunner;
+  readonly #local: TransferRunner;
   /** Refusals and evictions since the last saturation line (see `#saturated`). */
   readonly #saturation: { refused: number; evicted: number; lastLine: number; timer?: NodeJS.Timeout } = {
     refused: 0,
@@ -109,6 +120,29 @@ export class TftpServer {
     this.#lines = o.lines ?? new PeerLog(o.log);
     this.#table = new TransferTable<Transfer>(o.limits);
     this.#openDatagrams = o.openDatagrams ?? udpDatagrams((kind, detail) => this.#trouble(kind, detail));
+    const env: RunEnv = {
+      settings: this.#settings(),
+      openDatagrams: this.#openDatagrams,
+      strangerReplies: this.#strangerReplies,
+      count: (key) => this.counters.count(key),
+      internalError: (err) => this.#internalError(err),
+    };
+    this.#local = { run: (file, spec, events) => startRun({ ...spec, file }, env, events) };
+    this.#runner = this.#local;
+  }
+
+  #settings(): RunSettings {
+    const o = this.#o;
+    return {
+      negotiation: {
+        maxWindow: o.maxWindow ?? TFTP_DEFAULTS.maxWindow,
+        maxWindowBytes: o.maxWindowBytes ?? TFTP_DEFAULTS.maxWindowBytes,
+      },
+      idleTimeoutMs: o.idleTimeoutMs,
+      unconfirmedMaxSends: o.unconfirmedMaxSends ?? TFTP_DEFAULTS.unconfirmedMaxSends,
+      unconfirmedLifeMs: o.unconfirmedLifeMs ?? TFTP_DEFAULTS.unconfirmedLifeMs,
+      netasciiMaxBytes: TFTP_DEFAULTS.netasciiMaxBytes,
+    };
   }
 
   /**
@@ -129,8 +163,9 @@ export class TftpServer {
     return server;
   }
 
-  /** Start answering requests. */
+  /** Start the transfer workers, if any, and answer requests. */
   serve(): void {
+    if ((this.#o.workers ?? 0) > 0 && !this.#workers) this.#startWorkers(this.#o.workers!);
     for (const [i, socket] of this.#listeners.entries()) {
       const ctx = this.#context(this.#o.listen[i]!);
       socket.onMessage((msg, from) => {
@@ -158,11 +193,46 @@ export class TftpServer {
     return this.#table.unconfirmed;
   }
 
+  /** Transfer workers running (0 when transfers run on the main thread). */
+  get workers(): number {
+    return this.#workers?.size ?? 0;
+  }
+
+  /** End transfer worker `i` as a crash would (tests of what follows a crash). */
+  async stopWorkerForTest(i: number): Promise<void> {
+    await this.#workers?.kill(i);
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
     clearTimeout(this.#saturation.timer);
     for (const t of [...this.#table.values()]) t.abort();
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    await Promise.all([...this.#listeners.map((l) => l.close()), this.#workers?.close()]);
+  }
+
+  #startWorkers(n: number): void {
+    this.#workers = new TransferWorkers({
+      workers: n,
+      settings: this.#settings(),
+      strangerReplies: {
+        perSecond: TFTP_DEFAULTS.strangerRepliesPerSecond,
+        burst: TFTP_DEFAULTS.strangerRepliesBurst,
+      },
+      local: this.#local,
+      count: (key, k) => this.counters.count(key, k),
+      internalError: (err) => this.#internalError(err),
+      trouble: (kind, detail) => this.#trouble(kind, detail),
+      workerLost: (detail, replaced) => {
+        this.counters.count('tftp-internal-error');
+        const next = replaced
+          ? 'another takes its place'
+          : 'it stopped too often: the others, or the main thread, serve';
+        this.#o.log.error(`TFTP transfer worker stopped; its transfers failed, ${next}`, {
+          detail: printable(detail),
+        });
+      },
+    });
+    this.#runner = this.#workers;
   }
 
   async #bind(): Promise<void> {
@@ -185,26 +255,13 @@ export class TftpServer {
   }
 
   #context(listen: TftpListen): TftpContext {
-    const o = this.#o;
     return {
-      root: o.root,
+      root: this.#o.root,
       listen,
-      openDatagrams: this.#openDatagrams,
-      negotiation: {
-        maxWindow: o.maxWindow ?? TFTP_DEFAULTS.maxWindow,
-        maxWindowBytes: o.maxWindowBytes ?? TFTP_DEFAULTS.maxWindowBytes,
-      },
-      idleTimeoutMs: o.idleTimeoutMs,
-      unconfirmedMaxSends: o.unconfirmedMaxSends ?? TFTP_DEFAULTS.unconfirmedMaxSends,
-      unconfirmedLifeMs: o.unconfirmedLifeMs ?? TFTP_DEFAULTS.unconfirmedLifeMs,
-      netasciiMaxBytes: TFTP_DEFAULTS.netasciiMaxBytes,
-      strangerReplies: this.#strangerReplies,
-      count: (key) => this.counters.count(key),
-      internalError: (err) => this.#internalError(err),
-      sendError: (via, to, code, message) => this.#sendError(via, to, code, message),
+      runner: { run: (file, spec, events) => this.#runner.run(file, spec, events) },
       onStarted: (t, n, size) => this.#started(t, n, size),
       onConfirmed: (t) => this.#table.confirm(t),
-      nameContext: o.nameContext,
+      nameContext: this.#o.nameContext,
     };
   }
 

@@ -1,29 +1,12 @@
-import { performance } from 'node:perf_hooks';
 import type { Refusal, OpenFile } from '../files/root.js';
-import type { Datagrams, Peer } from '../net/datagram.js';
-import { DecodeError } from '../wire/reader.js';
-import {
-  DATA_HEADER_LEN,
-  decodeTftp,
-  isTftpError,
-  peekAck,
-  TftpErrorCode,
-  type TftpRequest,
-} from '../wire/tftp-packet.js';
-import type { BlockSource } from './chunks.js';
+import type { Peer } from '../net/datagram.js';
+import { TftpErrorCode, type TftpRequest } from '../wire/tftp-packet.js';
 import type { TftpContext } from './context.js';
-import { NetasciiSource } from './netascii.js';
-import { negotiate } from './negotiate.js';
-import { TftpSession, type SessionIo, type SessionSummary } from './session.js';
+import type { RunEnd, RunHandle } from './run.js';
 import type { Slot } from './table.js';
 
-/** How a transfer that never started ended: the file was refused, or the server could not serve it. */
-export type StartFailure =
-  { kind: 'refused'; reason: Refusal } | { kind: 'failed'; reason: 'no-socket' | 'read-error' };
-
-/** The end of a transfer, reported once. */
-export type TransferEnd =
-  { kind: 'ended'; summary: SessionSummary } | { kind: 'stopped'; outcome: 'evicted' | 'aborted' } | StartFailure;
+/** The end of a transfer, reported once: its run's end, or the file was refused. */
+export type TransferEnd = RunEnd | { kind: 'refused'; reason: Refusal };
 
 /**
  * The ERROR a client gets for a refusal. Outside the root reads as missing: nothing outside can be
@@ -36,17 +19,12 @@ export function refusalError(reason: Refusal): { code: number; message: string }
     : { code: TftpErrorCode.FILE_NOT_FOUND, message: 'File not found' };
 }
 
-const clock = {
-  now: () => performance.now(),
-  setTimer: (fn: () => void, ms: number): unknown => setTimeout(fn, ms),
-  clearTimer: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-};
-
 /**
- * One read transfer and everything it owns: the open file, its socket (the server's TID), the
- * protocol session with its timers and buffers. Every way it can end (done, client error, timeout,
- * eviction, shutdown, a failure while opening) goes through `#finish`, which frees all of them and
- * reports once; so a failing transfer cannot leak a slot, a descriptor or a timer.
+ * One read transfer and what it owns: the open file, and the run that serves it (src/tftp/run.ts:
+ * its socket, session and timers), on this thread or in a transfer worker. Every way it can end
+ * (done, client error, timeout, eviction, shutdown, a failure while opening) goes through `#finish`,
+ * which closes the file once the run has let go of it and reports once; so a failing transfer cannot
+ * leak a slot, a descriptor or a timer.
  */
 export class Transfer implements Slot {
   readonly key: string;
@@ -59,8 +37,7 @@ export class Transfer implements Slot {
   readonly #onEnd: (t: Transfer, end: TransferEnd) => void;
   #state: 'opening' | 'running' | 'ended' = 'opening';
   #file: OpenFile | null = null;
-  #socket: Datagrams | null = null;
-  #session: TftpSession | null = null;
+  #run: RunHandle | null = null;
 
   constructor(ctx: TftpContext, peer: Peer, request: TftpRequest, onEnd: (t: Transfer, end: TransferEnd) => void) {
     this.#ctx = ctx;
@@ -76,7 +53,7 @@ export class Transfer implements Slot {
     return this.#state === 'ended';
   }
 
-  /** Open the file and a socket, negotiate, send the first packet. Never rejects. */
+  /** Open the file and hand it to a run. Never rejects. */
   async start(): Promise<void> {
     try {
       const client = this.#ctx.nameContext?.(this.peer) ?? { ip: this.peer.address };
@@ -85,29 +62,26 @@ export class Transfer implements Slot {
       this.#file = opened.file;
       this.name = opened.file.name;
       if (this.#state === 'ended') return this.#release();
-      const source = await this.#source(opened.file);
-      if (!source) return this.#finish({ kind: 'failed', reason: 'read-error' });
-      const negotiated = negotiate(this.request.options, {
-        ...this.#ctx.negotiation,
-        mtu: this.#ctx.listen.mtu,
-        fileSize: source.size,
-      });
-      this.#socket = await this.#ctx.openDatagrams({
-        address: this.#ctx.listen.transferAddress,
-        port: 0,
-        purpose: 'TFTP transfer',
+      this.#state = 'running';
+      const spec = {
         peer: this.peer,
+        mode: this.request.mode === 'netascii' ? ('netascii' as const) : ('octet' as const),
+        options: this.request.options,
+        listen: this.#ctx.listen,
+      };
+      this.#run = this.#ctx.runner.run(opened.file, spec, {
+        started: (negotiated, size) => this.#ctx.onStarted(this, negotiated, size),
+        confirmed: () => this.#ctx.onConfirmed(this),
+        end: (end) => this.#finish(end),
       });
-      if (this.ended) return this.#release();
-      this.#run(source, negotiated);
     } catch {
-      this.#finish({ kind: 'failed', reason: this.#file ? 'no-socket' : 'read-error' });
+      this.#finish({ kind: 'failed', reason: 'read-error' });
     }
   }
 
   /** The client repeated its RRQ from the same TID. */
   onDuplicateRequest(): void {
-    this.#session?.onDuplicateRequest();
+    this.#run?.duplicateRequest();
   }
 
   /** Evicted from the unconfirmed budget: stop without a word to the (probably forged) peer. */
@@ -121,74 +95,13 @@ export class Transfer implements Slot {
   }
 
   #stop(outcome: 'evicted' | 'aborted'): void {
-    if (this.#session) return this.#session.abort(outcome);
+    // A run ends through its own `end`, which closes the file once the run no longer reads it.
+    if (this.#run) return this.#run.stop(outcome);
     if (this.#state === 'opening') {
       // The open in flight releases what it opened when it lands and sees the state.
       this.#state = 'ended';
       this.#onEnd(this, { kind: 'stopped', outcome });
     }
-  }
-
-  async #source(file: OpenFile): Promise<BlockSource | null> {
-    if (this.request.mode !== 'netascii') return file;
-    if (file.size > this.#ctx.netasciiMaxBytes) return null;
-    return NetasciiSource.open(file);
-  }
-
-  #run(source: BlockSource, negotiated: ReturnType<typeof negotiate>): void {
-    const socket = this.#socket!;
-    const io: SessionIo = { ...clock, send: (b, off, len) => socket.send(b, off, len, this.peer) };
-    // A window goes out in one send where the kernel can segment it (UDP GSO): one syscall, not 16.
-    if (negotiated.windowSize > 1 && socket.segment) {
-      io.maxBatch = socket.segment(DATA_HEADER_LEN + negotiated.blockSize, () => {
-        io.maxBatch = 1;
-      });
-    }
-    const session = new TftpSession(
-      {
-        file: source,
-        negotiated,
-        idleTimeoutMs: this.#ctx.idleTimeoutMs,
-        unconfirmedMaxSends: this.#ctx.unconfirmedMaxSends,
-        unconfirmedLifeMs: this.#ctx.unconfirmedLifeMs,
-        onConfirmed: () => this.#ctx.onConfirmed(this),
-      },
-      io,
-      (summary) => this.#finish({ kind: 'ended', summary }),
-    );
-    this.#session = session;
-    this.#state = 'running';
-    socket.onMessage((msg, from) => this.#onMessage(msg, from));
-    this.#ctx.onStarted(this, negotiated, source.size);
-    session.start();
-  }
-
-  /** A datagram on this transfer's socket. Never throws: our own bug ends this transfer only. */
-  #onMessage(msg: Buffer, from: Peer): void {
-    try {
-      const session = this.#session!;
-      if (from.port !== this.peer.port || from.address !== this.peer.address) return this.#stranger(msg, from);
-      const block = peekAck(msg);
-      if (block >= 0) return session.ack(block);
-      session.onPacket(decodeTftp(msg));
-    } catch (err) {
-      if (err instanceof DecodeError) return this.#ctx.count(`tftp-${err.code}`);
-      this.#ctx.internalError(err);
-      this.#stop('aborted');
-    }
-  }
-
-  /**
-   * RFC 1350 §4: a packet from a foreign TID gets ERROR 5 and the transfer goes on. Only for a
-   * stranger at the peer's own address (the same machine, another port: a restarted client), never
-   * for an ERROR (two servers would bounce errors forever), and through a global rate limit. Another
-   * address gets nothing: an answer would tell a scanner which port carries a transfer, and forged
-   * ACKs sent there could then pull the file toward a victim.
-   */
-  #stranger(msg: Buffer, from: Peer): void {
-    this.#ctx.count('tftp-unknown-tid');
-    if (isTftpError(msg) || from.address !== this.peer.address || !this.#ctx.strangerReplies.take()) return;
-    this.#ctx.sendError(this.#socket!, from, TftpErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
   }
 
   #finish(end: TransferEnd): void {
@@ -198,13 +111,11 @@ export class Transfer implements Slot {
     this.#onEnd(this, end);
   }
 
-  /** Free everything this transfer owns (idempotent). */
+  /** Close the file (idempotent); called only when no run reads it any more. */
   #release(): void {
     const file = this.#file;
-    const socket = this.#socket;
     this.#file = null;
-    this.#socket = null;
+    this.#run = null;
     if (file) void file.close();
-    if (socket) void socket.close();
   }
 }

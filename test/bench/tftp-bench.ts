@@ -18,7 +18,8 @@
  * Environment: BENCH_ROUNDS (default 5), BENCH_ONLY (comma list of servers), BENCH_CLIENTS (20),
  * BENCH_BIG_MIB (64), BENCH_JSON (write the raw results there), BENCH_NODE_ARGS (extra node flags
  * for our daemon, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; the daemon runs as nobody after
- * binding, so that directory must be writable by it).
+ * binding, so that directory must be writable by it), BENCH_DAEMON_ARGS (extra daemon options, e.g.
+ * `--tftp-workers 0`).
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -201,10 +202,11 @@ async function startServer(lab: Lab, t: Target, files: Files, atftpdBin: string,
   switch (t.name) {
     case 'pxe-pdhcp': {
       const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+      const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
       t.process = lab.spawn(
         t.ns,
         process.execPath,
-        [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--tftp-root', files.root, 'pxelinux.0'],
+        [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--tftp-root', files.root, ...daemonArgs, 'pxelinux.0'],
         { cwd: ROOT },
       );
       const started = waitForOutput(t.process, /TFTP server listening/, 15_000);

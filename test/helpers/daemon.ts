@@ -18,7 +18,7 @@ export function loopbackConfig(clientPort: number, overrides: Partial<Config> = 
     logFormat: 'json',
     bindAddress: '127.0.0.1',
     ports: { dhcp: 0, proxy: 0, client: clientPort },
-    tftp: { enabled: false, root: '/nonexistent', port: 0, maxTransfers: 8, idleTimeout: 5 },
+    tftp: { enabled: false, root: '/nonexistent', port: 0, maxTransfers: 8, idleTimeout: 5, workers: 0 },
     ...overrides,
   };
 }

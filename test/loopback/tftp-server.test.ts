@@ -63,157 +63,162 @@ async function fetch(port: number, name: string, options: [string, string][] = [
   }
 }
 
-void describe('TFTP server on loopback', () => {
-  let server: TftpServer;
-  let counters: Counters<TftpCounter>;
-  let port: number;
-  const { log, lines } = memoryLogger();
-  before(async () => {
-    ({ server, counters } = await startTestTftp({
-      root: root.dir,
-      listen,
-      maxTransfers: 8,
-      idleTimeoutMs: 3000,
-      log,
-    }));
-    port = server.ports[0]!;
-  });
-  after(() => server.close());
-
-  void it('size probe, then a fresh RRQ (docs/vectors.md#vector-15)', async () => {
-    const probe = await ScriptClient.open();
-    probe.send(
-      {
-        kind: 'rrq',
-        filename: 'undionly.kpxe',
-        mode: 'octet',
-        options: new Map([
-          ['tsize', '0'],
-          ['blksize', '1456'],
-        ]),
-      },
-      port,
-    );
-    const oack = await probe.next();
-    assert.notEqual(oack.from.port, port, 'answered from a new port (TID)');
-    assert.deepEqual(oack.packet.kind === 'oack' && Object.fromEntries(oack.packet.options), {
-      tsize: '70000',
-      blksize: '1456',
+// The same behaviour whether transfers run on the main thread or in transfer workers.
+for (const workers of [0, 2]) {
+  void describe(`TFTP server on loopback (${workers} transfer workers)`, () => {
+    let server: TftpServer;
+    let counters: Counters<TftpCounter>;
+    let port: number;
+    const { log, lines } = memoryLogger();
+    before(async () => {
+      ({ server, counters } = await startTestTftp({
+        root: root.dir,
+        listen,
+        maxTransfers: 8,
+        idleTimeoutMs: 3000,
+        log,
+        extra: { workers },
+      }));
+      assert.equal(server.workers, workers);
+      port = server.ports[0]!;
     });
-    probe.send({ kind: 'error', code: 8, message: 'User aborted the transfer' }, oack.from.port);
-    assert.deepEqual(await probe.drain(1300), [], 'no retransmission after the abort');
-    await probe.close();
-    const second = await ScriptClient.open();
-    second.send(
-      { kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['blksize', '1456']]) },
-      port,
-    );
-    const o2 = await second.next();
-    assert.deepEqual(o2.packet.kind === 'oack' && Object.fromEntries(o2.packet.options), { blksize: '1456' });
-    second.send({ kind: 'ack', block: 0 }, o2.from.port);
-    const d1 = await second.next();
-    assert.deepEqual(d1.packet.kind === 'data' && [d1.packet.block, d1.packet.data.length], [1, 1456]);
-    second.send({ kind: 'error', code: 0, message: 'done' }, o2.from.port);
-    await second.close();
-    await log.waitFor((l) => l.message === 'TFTP size probe ended by client' && l.level === 'debug');
-  });
+    after(() => server.close());
 
-  void it('clamps blksize 9000 to 1468 (docs/vectors.md#vector-16) and serves the file intact, windowed and lockstep', async () => {
-    assert.equal(
-      sha(
-        await fetch(port, 'big.bin', [
-          ['blksize', '9000'],
-          ['windowsize', '8'],
-        ]),
-      ),
-      sha(FILES['big.bin']),
-    );
-    assert.equal(sha(await fetch(port, 'pxelinux.0')), sha(FILES['pxelinux.0']));
-    const done = await log.waitFor((l) => l.message === 'TFTP transfer complete' && l.file === 'big.bin');
-    assert.equal(done?.blksize, 1468);
-    assert.equal(done?.windowsize, 8);
-    assert.equal(done?.bytes, 1_000_000);
-    assert.equal(done?.level, 'info');
-  });
+    void it('size probe, then a fresh RRQ (docs/vectors.md#vector-15)', async () => {
+      const probe = await ScriptClient.open();
+      probe.send(
+        {
+          kind: 'rrq',
+          filename: 'undionly.kpxe',
+          mode: 'octet',
+          options: new Map([
+            ['tsize', '0'],
+            ['blksize', '1456'],
+          ]),
+        },
+        port,
+      );
+      const oack = await probe.next();
+      assert.notEqual(oack.from.port, port, 'answered from a new port (TID)');
+      assert.deepEqual(oack.packet.kind === 'oack' && Object.fromEntries(oack.packet.options), {
+        tsize: '70000',
+        blksize: '1456',
+      });
+      probe.send({ kind: 'error', code: 8, message: 'User aborted the transfer' }, oack.from.port);
+      assert.deepEqual(await probe.drain(1300), [], 'no retransmission after the abort');
+      await probe.close();
+      const second = await ScriptClient.open();
+      second.send(
+        { kind: 'rrq', filename: 'undionly.kpxe', mode: 'octet', options: new Map([['blksize', '1456']]) },
+        port,
+      );
+      const o2 = await second.next();
+      assert.deepEqual(o2.packet.kind === 'oack' && Object.fromEntries(o2.packet.options), { blksize: '1456' });
+      second.send({ kind: 'ack', block: 0 }, o2.from.port);
+      const d1 = await second.next();
+      assert.deepEqual(d1.packet.kind === 'data' && [d1.packet.block, d1.packet.data.length], [1, 1456]);
+      second.send({ kind: 'error', code: 0, message: 'done' }, o2.from.port);
+      await second.close();
+      await log.waitFor((l) => l.message === 'TFTP size probe ended by client' && l.level === 'debug');
+    });
 
-  void it('a flood of write requests gets every refusal but only a capped number of info lines', async () => {
-    const c = await ScriptClient.open();
-    const before = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length;
-    const N = 600;
-    try {
-      // In bursts of 50, so no socket buffer drops any of them.
-      for (let burst = 0; burst < N; burst += 50) {
-        for (let i = burst; i < burst + 50; i++)
-          c.send({ kind: 'wrq', filename: `w${i}`, mode: 'octet', options: new Map() }, port);
-        for (let i = 0; i < 50; i++) {
-          const { packet } = await c.next();
-          assert.deepEqual(packet.kind === 'error' && packet.code, 2);
+    void it('clamps blksize 9000 to 1468 (docs/vectors.md#vector-16) and serves the file intact, windowed and lockstep', async () => {
+      assert.equal(
+        sha(
+          await fetch(port, 'big.bin', [
+            ['blksize', '9000'],
+            ['windowsize', '8'],
+          ]),
+        ),
+        sha(FILES['big.bin']),
+      );
+      assert.equal(sha(await fetch(port, 'pxelinux.0')), sha(FILES['pxelinux.0']));
+      const done = await log.waitFor((l) => l.message === 'TFTP transfer complete' && l.file === 'big.bin');
+      assert.equal(done?.blksize, 1468);
+      assert.equal(done?.windowsize, 8);
+      assert.equal(done?.bytes, 1_000_000);
+      assert.equal(done?.level, 'info');
+    });
+
+    void it('a flood of write requests gets every refusal but only a capped number of info lines', async () => {
+      const c = await ScriptClient.open();
+      const before = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length;
+      const N = 600;
+      try {
+        // In bursts of 50, so no socket buffer drops any of them.
+        for (let burst = 0; burst < N; burst += 50) {
+          for (let i = burst; i < burst + 50; i++)
+            c.send({ kind: 'wrq', filename: `w${i}`, mode: 'octet', options: new Map() }, port);
+          for (let i = 0; i < 50; i++) {
+            const { packet } = await c.next();
+            assert.deepEqual(packet.kind === 'error' && packet.code, 2);
+          }
         }
+      } finally {
+        await c.close();
       }
-    } finally {
-      await c.close();
-    }
-    const logged = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length - before;
-    assert.ok(logged > 0 && logged < N / 2, `${logged} info lines for ${N} refusals`);
-  });
-
-  void it('missing file and traversal → ERROR 1, WRQ refused (docs/vectors.md#vector-20)', async () => {
-    const c = await ScriptClient.open();
-    const ask = async (p: TftpPacket): Promise<TftpPacket> => {
-      c.send(p, port);
-      return (await c.next()).packet;
-    };
-    const e1 = await ask({
-      kind: 'rrq',
-      filename: 'pxelinux.cfg/01-52-54-00-12-34-56',
-      mode: 'octet',
-      options: new Map(),
+      const logged = lines.filter((l) => l.message === 'TFTP write refused (read-only server)').length - before;
+      assert.ok(logged > 0 && logged < N / 2, `${logged} info lines for ${N} refusals`);
     });
-    assert.deepEqual(e1.kind === 'error' && e1.code, 1);
-    const e2 = await ask({ kind: 'rrq', filename: '../../etc/passwd', mode: 'octet', options: new Map() });
-    // Outside the root reads as missing (ERROR 1), so nothing outside can be probed.
-    assert.deepEqual(e2.kind === 'error' && e2.code, 1);
-    const e3 = await ask({ kind: 'wrq', filename: 'x', mode: 'octet', options: new Map() });
-    assert.deepEqual(e3.kind === 'error' && e3.code, 2);
-    const e4 = await ask({ kind: 'rrq', filename: 'pxelinux.0', mode: 'mail', options: new Map() });
-    assert.deepEqual(e4.kind === 'error' && e4.code, 4);
-    await c.close();
-  });
 
-  void it('the same RRQ twice within 1 ms is one transfer (docs/vectors.md#vector-21)', async () => {
-    const c = await ScriptClient.open();
-    const rrq: TftpPacket = {
-      kind: 'rrq',
-      filename: 'pxelinux.0',
-      mode: 'octet',
-      options: new Map([['blksize', '512']]),
-    };
-    const started = counters.get('tftp-transfer-started');
-    c.send(rrq, port);
-    c.send(rrq, port);
-    const got = await c.drain(150);
-    assert.equal(got.length, 1, 'one OACK');
-    assert.equal(counters.get('tftp-transfer-started'), started + 1);
-    c.send({ kind: 'error', code: 0, message: 'bye' }, got[0]!.from.port);
-    await c.close();
-  });
+    void it('missing file and traversal → ERROR 1, WRQ refused (docs/vectors.md#vector-20)', async () => {
+      const c = await ScriptClient.open();
+      const ask = async (p: TftpPacket): Promise<TftpPacket> => {
+        c.send(p, port);
+        return (await c.next()).packet;
+      };
+      const e1 = await ask({
+        kind: 'rrq',
+        filename: 'pxelinux.cfg/01-52-54-00-12-34-56',
+        mode: 'octet',
+        options: new Map(),
+      });
+      assert.deepEqual(e1.kind === 'error' && e1.code, 1);
+      const e2 = await ask({ kind: 'rrq', filename: '../../etc/passwd', mode: 'octet', options: new Map() });
+      // Outside the root reads as missing (ERROR 1), so nothing outside can be probed.
+      assert.deepEqual(e2.kind === 'error' && e2.code, 1);
+      const e3 = await ask({ kind: 'wrq', filename: 'x', mode: 'octet', options: new Map() });
+      assert.deepEqual(e3.kind === 'error' && e3.code, 2);
+      const e4 = await ask({ kind: 'rrq', filename: 'pxelinux.0', mode: 'mail', options: new Map() });
+      assert.deepEqual(e4.kind === 'error' && e4.code, 4);
+      await c.close();
+    });
 
-  void it('an ACK from another port gets ERROR 5 and the transfer goes on (docs/vectors.md#vector-22)', async () => {
-    const c = await ScriptClient.open();
-    const stray = await ScriptClient.open();
-    c.send({ kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map() }, port);
-    const d1 = await c.next();
-    stray.send({ kind: 'ack', block: 1 }, d1.from.port);
-    const e = await stray.next();
-    assert.deepEqual(e.packet.kind === 'error' && e.packet.code, 5);
-    c.send({ kind: 'ack', block: 1 }, d1.from.port);
-    const d2 = await c.next();
-    assert.deepEqual(d2.packet.kind === 'data' && d2.packet.block, 2);
-    c.send({ kind: 'error', code: 0, message: 'bye' }, d1.from.port);
-    await c.close();
-    await stray.close();
+    void it('the same RRQ twice within 1 ms is one transfer (docs/vectors.md#vector-21)', async () => {
+      const c = await ScriptClient.open();
+      const rrq: TftpPacket = {
+        kind: 'rrq',
+        filename: 'pxelinux.0',
+        mode: 'octet',
+        options: new Map([['blksize', '512']]),
+      };
+      const started = counters.get('tftp-transfer-started');
+      c.send(rrq, port);
+      c.send(rrq, port);
+      const got = await c.drain(150);
+      assert.equal(got.length, 1, 'one OACK');
+      assert.equal(counters.get('tftp-transfer-started'), started + 1);
+      c.send({ kind: 'error', code: 0, message: 'bye' }, got[0]!.from.port);
+      await c.close();
+    });
+
+    void it('an ACK from another port gets ERROR 5 and the transfer goes on (docs/vectors.md#vector-22)', async () => {
+      const c = await ScriptClient.open();
+      const stray = await ScriptClient.open();
+      c.send({ kind: 'rrq', filename: 'pxelinux.0', mode: 'octet', options: new Map() }, port);
+      const d1 = await c.next();
+      stray.send({ kind: 'ack', block: 1 }, d1.from.port);
+      const e = await stray.next();
+      assert.deepEqual(e.packet.kind === 'error' && e.packet.code, 5);
+      c.send({ kind: 'ack', block: 1 }, d1.from.port);
+      const d2 = await c.next();
+      assert.deepEqual(d2.packet.kind === 'data' && d2.packet.block, 2);
+      c.send({ kind: 'error', code: 0, message: 'bye' }, d1.from.port);
+      await c.close();
+      await stray.close();
+    });
   });
-});
+}
 
 void describe('TFTP server through a lossy, duplicating, reordering socket', () => {
   for (const [name, options] of [
@@ -313,6 +318,39 @@ void describe('TFTP server: a bug met while handling a packet', () => {
       await until(() => server.active === 0, 2000, 'the broken transfer freed its slot');
       broken = false;
       assert.equal(sha(await fetch(server.ports[0]!, 'pxelinux.0')), sha(FILES['pxelinux.0']));
+    } finally {
+      await c.close();
+      await server.close();
+    }
+  });
+});
+
+void describe('TFTP server: a transfer worker that dies', () => {
+  void it('fails its transfers with an ERROR, frees their slots, logs one line; a new worker serves the next', async () => {
+    const { log, lines } = memoryLogger('info');
+    const { server, counters } = await startTestTftp({
+      root: root.dir,
+      listen,
+      maxTransfers: 4,
+      idleTimeoutMs: 5000,
+      log,
+      extra: { workers: 1 },
+    });
+    const c = await ScriptClient.open();
+    try {
+      c.send({ kind: 'rrq', filename: 'big.bin', mode: 'octet', options: new Map() }, server.ports[0]!);
+      const d1 = await c.next();
+      assert.equal(d1.packet.kind, 'data');
+      assert.equal(server.active, 1);
+      await server.stopWorkerForTest(0);
+      const err = await c.next();
+      assert.equal(err.packet.kind, 'error', 'the client hears that its transfer failed');
+      assert.equal(server.active, 0, 'the slot is free');
+      await log.waitFor((l) => l.message.startsWith('TFTP transfer worker stopped'));
+      assert.equal(counters.get('tftp-internal-error'), 1);
+      await until(() => server.workers === 1, 2000, 'a new worker took its place');
+      assert.equal(sha(await fetch(server.ports[0]!, 'pxelinux.0')), sha(FILES['pxelinux.0']));
+      assert.equal(lines.filter((l) => l.message.startsWith('TFTP transfer worker stopped')).length, 1);
     } finally {
       await c.close();
       await server.close();
