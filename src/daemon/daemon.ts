@@ -175,7 +175,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
       lines,
       counters: stats,
       ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
-      ...(cache ? { upstream: outside.tftpSource(cache) } : {}),
+      ...(cache ? { upstream: cache } : {}),
       hooks: outside.tftpHooks(),
     });
     http = await bindBundledHttp(config, sites, {

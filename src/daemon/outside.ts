@@ -1,8 +1,7 @@
 import type { Counters } from '../core/counters.js';
-import { EventBus, type PxeEvent } from '../core/events.js';
+import { EventBus, fileOrigin, type PxeEvent } from '../core/events.js';
 import type { Logger, PeerLog } from '../core/logger.js';
 import type { NameContext, RemapRule } from '../files/remap.js';
-import type { FileSource } from '../files/root.js';
 import type { HttpServerOptions } from '../http/server.js';
 import { ClientTable } from '../pxe/clients.js';
 import { DECIDE_LABEL, Decider, type DecideCounter, type DecideReport } from '../pxe/decide.js';
@@ -26,7 +25,6 @@ import {
   type MetricsSource,
   type RecentTransfer,
 } from './metrics.js';
-import { OriginTracker } from './origins.js';
 
 /**
  * What the daemon asks of and tells the world outside its three servers: `--decide-url`, `--remap`,
@@ -67,7 +65,6 @@ export class Outside {
   readonly #deps: OutsideDeps;
   readonly #transfers = new Map<string, ActiveTransfer>();
   readonly #recent: RecentTransfer[] = [];
-  readonly #origins = new OriginTracker();
   readonly #startedAt = Date.now();
   #config: Config;
   #decider: Decider | undefined;
@@ -120,20 +117,12 @@ export class Outside {
     return { events: this.events, clients: this.clients, decider: () => this.#decider };
   }
 
-  /**
-   * The source behind the TFTP root (`--upstream`), wrapped so that each transfer's start knows
-   * whether its file came from the cache or the mirror.
-   */
-  tftpSource(source: FileSource): FileSource {
-    return this.#origins.wrap(source);
-  }
-
   tftpHooks(): TftpHooks {
     return {
       remap: () => this.#remap,
       nameContext: (peer) => this.#nameContext(peer.address),
-      onTransferStart: (peer, file, size, requested) => {
-        const e = tftpStartEvent(this.clients, peer, file, size, requested, this.#origins.take(file));
+      onTransferStart: (peer, file, size, requested, cache) => {
+        const e = tftpStartEvent(this.clients, peer, file, size, requested, fileOrigin(cache));
         if (this.#transfers.size < MAX_LISTED_TRANSFERS) {
           this.#transfers.set(`${peer.address}:${peer.port}`, {
             protocol: 'tftp',

@@ -47,7 +47,7 @@ export interface TftpServerOptions {
   /** Socket factory; tests pass a lossy one. */
   openDatagrams?: OpenDatagrams;
   /** Called when a transfer starts and when it ends (events and metrics). */
-  onTransferStart?: (client: Peer, file: string, size: number, requested: string) => void;
+  onTransferStart?: (client: Peer, file: string, size: number, requested: string, cache?: 'hit' | 'miss') => void;
   /** What is known about the client at this address (`--remap`'s `${mac}`, `${arch}`). */
   nameContext?: (client: Peer) => NameContext;
   onTransferEnd?: (r: TransferReport) => void;
@@ -362,7 +362,7 @@ export class TftpServer {
       file: t.name,
       oack: Object.fromEntries(negotiated.oack),
     });
-    this.#o.onTransferStart?.(t.peer, t.name, size, t.request.filename);
+    this.#o.onTransferStart?.(t.peer, t.name, size, t.request.filename, t.cache);
   }
 
   /** Every transfer's one end: free the slot, count, log through the cap, answer a refusal. */

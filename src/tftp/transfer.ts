@@ -33,6 +33,8 @@ export class Transfer implements Slot {
   readonly request: TftpRequest;
   /** Name as resolved in the root (set once open), else as requested. */
   name: string;
+  /** Whether the file came from the upstream cache (`hit`) or the mirror (`miss`); unset when local. */
+  cache: 'hit' | 'miss' | undefined = undefined;
   readonly #ctx: TftpContext;
   readonly #onEnd: (t: Transfer, end: TransferEnd) => void;
   #state: 'opening' | 'running' | 'ended' = 'opening';
@@ -61,6 +63,7 @@ export class Transfer implements Slot {
       if (!opened.ok) return this.#finish({ kind: 'refused', reason: opened.reason });
       this.#file = opened.file;
       this.name = opened.file.name;
+      this.cache = opened.file.cache;
       if (this.#state === 'ended') return this.#release();
       this.#state = 'running';
       const spec = {
