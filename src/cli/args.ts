@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import {
   DEFAULT_TFTP_ROOT,
-  defaultTftpWorkers,
   DEFAULT_USER,
   type Config,
   type HttpConfig,
@@ -65,7 +64,7 @@ export const OPTIONS = {
   'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
   'tftp-workers': {
     type: 'number',
-    desc: 'threads that run TFTP transfers beside the main thread (default: one per core, at most 4; 0: none)',
+    desc: 'threads that run TFTP transfers beside the main thread (default 0: transfers run on the main thread)',
   },
   http: { type: 'boolean', desc: 'run the bundled HTTP server: boot files, kernels, generated iPXE scripts' },
   'http-root': { type: 'string', desc: 'directory served over HTTP (default: the TFTP root)' },
@@ -358,7 +357,7 @@ function tftpConfig(raw: RawOptions, root: string): TftpConfig {
     port: int(raw, 'tftp-port', 69, 0, 65535),
     maxTransfers: int(raw, 'tftp-max-transfers', TFTP_DEFAULTS.maxTransfers, 1, 10000),
     idleTimeout: int(raw, 'tftp-idle-timeout', 10, 1, 3600),
-    workers: int(raw, 'tftp-workers', defaultTftpWorkers(), 0, 16),
+    workers: int(raw, 'tftp-workers', 0, 0, 16),
   };
 }
 

@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { LogFormat, LogLevel } from './logging.js';
 import type { ClientPattern } from '../pxe/acl.js';
 import type { BootPolicy, EfiMode } from '../pxe/boot.js';
@@ -96,11 +95,6 @@ export interface TftpConfig {
   idleTimeout: number;
   /** Threads that run transfers (0: all on the main thread). */
   workers: number;
-}
-
-/** `--tftp-workers` unless given: one per core on a machine with more than one, at most 4. */
-export function defaultTftpWorkers(cores = availableParallelism()): number {
-  return cores > 1 ? Math.min(cores, 4) : 0;
 }
 
 export const DEFAULT_TFTP_ROOT = '/srv/tftp';

@@ -440,7 +440,10 @@ export class TftpServer {
 
   #trouble(kind: 'port-zero' | 'send-error' | 'socket-error', detail: string): void {
     this.counters.count(`tftp-${kind}`);
-    this.#lines.line(kind === 'port-zero' ? 'debug' : 'warn', `TFTP ${kind}`, { detail: printable(detail) });
+    // ECONNREFUSED on a transfer socket is the client's ICMP "port unreachable": it has closed its
+    // port, most often having finished or given up. Routine in a storm; counted, logged at debug.
+    const routine = kind === 'port-zero' || detail.includes('ECONNREFUSED');
+    this.#lines.line(routine ? 'debug' : 'warn', `TFTP ${kind}`, { detail: printable(detail) });
   }
 }
 

@@ -123,7 +123,7 @@ export class TransferWorkers implements TransferRunner {
         burst: Math.max(1, Math.floor(o.strangerReplies.burst / o.workers)),
       },
     };
-    const lane = new Lane(newWorker({ workerData: setup, resourceLimits: { maxOldGenerationSizeMb: 256 } }));
+    const lane = new Lane(newWorker({ workerData: setup }));
     lane.worker.unref();
     lane.worker.on('message', (m: FromWorker) => {
       try {

@@ -204,6 +204,7 @@ export async function runStack(stack: Stack, o: StormOptions): Promise<StackResu
         server.ns,
         process.execPath,
         [
+          ...(process.env.STORM_NODE_ARGS ?? '').split(' ').filter(Boolean),
           MAIN,
           '-d',
           '-i',

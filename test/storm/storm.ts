@@ -8,7 +8,8 @@
  * at 4, 8, 16, 32 s; TFTP 1 s doubling; RRQ repeated after "Server busy" or silence, 4 times in all.
  *
  * Environment: N (100), KERNEL_MB (20), VIA (tftp|http), STACK (ours|dnsmasq|dnsmasq+tftpd-hpa|all,
- * default all), STORM_DAEMON_ARGS (extra options for our daemon), STORM_JSON (write raw results).
+ * default all), STORM_DAEMON_ARGS (extra options for our daemon), STORM_NODE_ARGS (extra node flags for it, e.g.
+ * `--cpu-prof --cpu-prof-dir=DIR`, a directory the daemon's user can write), STORM_JSON (write raw results).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { have } from '../helpers/netns.js';
