@@ -86,7 +86,7 @@ lab: build
 bench: bench-dhcp bench-tftp
 
 ## bench-dhcp: DISCOVERs and 4011 REQUESTs at rising rates (BENCH_RATES, BENCH_SECONDS; BENCH_DECIDE=1 adds
-## the --decide-url cache hit path beside the static rules).
+## the --decide-url cache hit path beside the static rules; BENCH_TFTP_LOAD=K measures it while K TFTP clients load each server).
 bench-dhcp: build
 	$(NODE) --import tsx test/bench/dhcp-bench.ts
 

@@ -16,9 +16,15 @@
  * after the warm-up every DISCOVER takes the cache hit path; it is measured beside the static
  * rules in the same run. The MACs then come from a set of BENCH_MACS machines (default 256; also
  * settable alone), as a cache sees a lab, instead of a new MAC per packet.
+ *
+ * BENCH_TFTP_LOAD=K measures DHCP while the same server is busy with TFTP: both servers then serve
+ * TFTP too (ours its bundled server, dnsmasq its own), and during every step K atftp clients in
+ * the sender's namespace fetch a 4 MiB file from the server being measured, over and over. The
+ * CPU per reply then includes the TFTP work.
  */
 import { type ChildProcess, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +48,9 @@ const DECIDE = process.env.BENCH_DECIDE === '1';
 const MACS = Number(process.env.BENCH_MACS ?? (DECIDE ? 256 : 0));
 /** Port of the decision service inside the decide target's namespace. */
 const DECIDE_PORT = 8099;
+/** TFTP clients looping on the measured server during every step (0: no TFTP). */
+const TFTP_LOAD = Number(process.env.BENCH_TFTP_LOAD ?? 0);
+const LOAD_FILE = 'load.bin';
 /** Each blast gets its own xid range, so a late reply to an earlier one is not counted. */
 let blastRun = 0;
 
@@ -135,10 +144,47 @@ async function blast(
   return JSON.parse(r.stdout) as Blast;
 }
 
+/**
+ * Start `TFTP_LOAD` looping atftp clients against `t`; resolves once they run, with a function that
+ * ends them (each loop's shell and the atftp it is waiting for).
+ */
+async function tftpLoad(lab: Lab, sender: string, t: Target): Promise<() => Promise<void>> {
+  if (TFTP_LOAD === 0) return () => Promise.resolve();
+  const get = `atftp --option 'blksize 1468' -g -r ${LOAD_FILE} -l /dev/null ${t.serverIp}`;
+  const loops = Array.from({ length: TFTP_LOAD }, () =>
+    lab.spawn(sender, 'sh', ['-c', `while :; do ${get} >/dev/null 2>&1 || sleep 0.1; done`], { stdio: 'ignore' }),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  return async () => {
+    for (const loop of loops) {
+      let children: string[] = [];
+      try {
+        children = readFileSync(`/proc/${loop.pid}/task/${loop.pid}/children`, 'utf8').trim().split(/\s+/);
+      } catch {
+        // already gone
+      }
+      await lab.stop(loop, 500);
+      for (const c of children.filter(Boolean)) {
+        try {
+          process.kill(Number(c), 'SIGTERM');
+        } catch {
+          // finished meanwhile
+        }
+      }
+    }
+  };
+}
+
 async function measure(lab: Lab, sender: string, blaster: string, t: Target, port: Port, rate: number): Promise<Row> {
   const pid = t.process!.pid!;
+  const stopLoad = await tftpLoad(lab, sender, t);
   const cpu0 = cpuSeconds(pid);
-  const b = await blast(lab, sender, blaster, t, port, rate, SECONDS);
+  let b;
+  try {
+    b = await blast(lab, sender, blaster, t, port, rate, SECONDS);
+  } finally {
+    await stopLoad();
+  }
   const cpu = cpuSeconds(pid) - cpu0;
   return {
     ...b,
@@ -214,10 +260,17 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
   const [ours, dns, decide] = targets as [Target, Target, Target | undefined];
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const daemonArgs = (process.env.BENCH_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
+  const tftpRoot = join(work, 'tftp');
+  if (TFTP_LOAD > 0) {
+    mkdirSync(tftpRoot, { mode: 0o755 });
+    writeFileSync(join(tftpRoot, LOAD_FILE), randomBytes(4 << 20), { mode: 0o644 });
+    chmodSync(work, 0o755);
+  }
+  const tftpArgs = TFTP_LOAD > 0 ? ['--tftp-root', tftpRoot] : ['--no-tftp'];
   ours.process = lab.spawn(
     ours.ns,
     process.execPath,
-    [...nodeArgs, MAIN, '-d', '-i', 'eth0', '--no-tftp', ...daemonArgs, 'pxelinux.0'],
+    [...nodeArgs, MAIN, '-d', '-i', 'eth0', ...tftpArgs, ...daemonArgs, 'pxelinux.0'],
     {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', logFile(ours, work)],
@@ -236,6 +289,7 @@ async function setUp(lab: Lab, work: string): Promise<{ sender: string; targets:
       `--dhcp-range=10.88.2.0,proxy`,
       '--pxe-service=x86PC,Boot,pxelinux',
       '--pxe-service=X86-64_EFI,Boot,bootx64.efi',
+      ...(TFTP_LOAD > 0 ? ['--enable-tftp', `--tftp-root=${tftpRoot}`] : []),
     ],
     { stdio: ['ignore', 'ignore', logFile(dns, work)] },
   );
@@ -337,7 +391,7 @@ function summary(rows: Row[]): string {
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('needs root (network namespaces)');
-  for (const tool of ['ip', 'cc', 'dnsmasq'])
+  for (const tool of ['ip', 'cc', 'dnsmasq', ...(TFTP_LOAD > 0 ? ['atftp'] : [])])
     if (!have(tool)) fail(`${tool} is not installed (Debian: iproute2, gcc, dnsmasq-base)`);
   const work = mkdtempSync(join(tmpdir(), 'pxe-bench-'));
   const blaster = join(work, 'dhcp-blast');
@@ -355,7 +409,7 @@ async function main(): Promise<void> {
     const targets = all.filter((t) => !process.env.BENCH_ONLY || t.name === process.env.BENCH_ONLY);
     for (const t of targets) await waitReady(lab, sender, blaster, t);
     process.stdout.write(
-      `dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s, load ${loadavg()
+      `dhcp-bench: ${SECONDS} s per step, rates ${RATES.join(', ')}/s${TFTP_LOAD > 0 ? `, under TFTP load (${TFTP_LOAD} atftp clients)` : ''}, load ${loadavg()
         .map((x) => x.toFixed(1))
         .join(' ')}\n`,
     );

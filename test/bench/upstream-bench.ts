@@ -17,6 +17,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nginxConf } from '../helpers/nginx.js';
 import { Lab, have, waitForOutput } from '../helpers/netns.js';
 import { pattern } from '../helpers/tftp.js';
 
@@ -85,27 +86,7 @@ async function bench(lab: Lab, work: string): Promise<void> {
   }
   writeFileSync(
     join(work, 'nginx.conf'),
-    `daemon off;
-worker_processes 1;
-pid ${work}/nginx.pid;
-error_log ${work}/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${work}/body;
-  proxy_temp_path ${work}/proxy;
-  fastcgi_temp_path ${work}/fastcgi;
-  uwsgi_temp_path ${work}/uwsgi;
-  scgi_temp_path ${work}/scgi;
-  default_type application/octet-stream;
-  sendfile on;
-  server {
-    listen ${MIRROR}:8080;
-    root ${mirrorDir};
-    location /slow/ { limit_rate ${RATE}; }
-  }
-}
-`,
+    nginxConf({ work, listen: `${MIRROR}:8080`, root: mirrorDir, server: `location /slow/ { limit_rate ${RATE}; }` }),
   );
   const mirror = await lab.addHost('mirror', `${MIRROR}/24`);
   const server = await lab.addHost('server', `${SERVER}/24`);
