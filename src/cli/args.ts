@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: the table of every long option (the config file's keys too) and their
+ * one resolution into a Config are the command line's whole contract, kept side by side. The options
+ * of outside decisions and events are in outside-args.ts, yargs's quiet parse in yargs-quiet.ts.
+ */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import yargs, { type Argv } from 'yargs';

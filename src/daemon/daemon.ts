@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: startDaemon is the one order of the start (bind every socket, drop
+ * privileges, then serve), with the unwinding of each step on failure, and reads best whole. The
+ * servers are bound in tftp.ts, http.ts and upstream.ts; events and metrics in outside.ts.
+ */
 import type { Socket } from 'node:dgram';
 import { Counters } from '../core/counters.js';
 import { UserError } from '../core/errors.js';

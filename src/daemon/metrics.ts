@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: the registry (fed by the events and the daemon's counters), `/status`
+ * and the listener that serves both are the one `--metrics` surface, and most of the length is
+ * metric definitions. They are wired to the daemon in outside.ts.
+ */
 /**
  * `--metrics ADDR:PORT`: `/metrics` in the Prometheus text format and `/status` as JSON, on an
  * address of its own (127.0.0.1 or a management LAN; never the boot LAN by accident).

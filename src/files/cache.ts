@@ -1,3 +1,9 @@
+/*
+ * Over 300 lines on purpose: the index, the LRU with its byte budget (cached plus promised), the
+ * fetches in flight that requests join, revalidation and the copy of a body into the cache all move
+ * the same counts and maps, and read best in one class. The directory and its meta files are
+ * cache-dir.ts; one download in progress and its readers, download.ts.
+ */
 /**
  * The on-disk cache of files fetched from `--upstream`, and the `FileSource` that `FileRoot` asks for
  * names it does not hold.
@@ -12,32 +18,14 @@
  *   what is left (downloads in progress count) is not fetched. Downloads are bounded in time.
  * - A cached file older than `ttlMs` is revalidated (If-None-Match / If-Modified-Since) before it is
  *   served; when the upstream cannot be reached, the cached copy is served and a warning logged.
- *
- * Layout under `dir`: `files/<sha256 of the name>` (the bytes) and `files/<same>.meta` (JSON: the
- * name, size, validators), `tmp/` (downloads in progress, emptied at start).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import {
-  access,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  unlink,
-  utimes,
-  writeFile,
-  type FileHandle,
-} from 'node:fs/promises';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { open, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { Counters, type CounterSink } from '../core/counters.js';
-import { UserError } from '../core/errors.js';
 import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
+import { CacheDir, keyOf, type Entry } from './cache-dir.js';
+import { arrivingFile, describeBodyError, Download, writeAll } from './download.js';
 import type { CheckResult, FileSource, OpenFile, OpenResult } from './root.js';
 import { UpstreamError, type Upstream, type UpstreamResponse } from './upstream.js';
 
@@ -94,177 +82,6 @@ const MAX_WARNED = 1024;
 const WARN_AGAIN_MS = 10 * 60_000;
 /** A hit updates the file's atime (the LRU order across restarts) at most this often. */
 const TOUCH_MS = 60_000;
-/** Read size of a stream that follows a download. */
-const STREAM_CHUNK = 64 * 1024;
-
-/** One cached file. */
-interface Entry {
-  name: string;
-  key: string;
-  size: number;
-  etag?: string;
-  lastModified?: string;
-  /** `Last-Modified` of the upstream, else when it was fetched: for HTTP clients. */
-  mtime: Date;
-  validatedAt: number;
-  touchedAt: number;
-}
-
-/** The meta file's JSON. */
-interface Meta {
-  v: 1;
-  name: string;
-  size: number;
-  etag?: string;
-  lastModified?: string;
-  mtime: number;
-  validatedAt: number;
-}
-
-function isMeta(m: unknown): m is Meta {
-  const o = m as Partial<Meta> | null;
-  return (
-    typeof o === 'object' &&
-    o !== null &&
-    o.v === 1 &&
-    typeof o.name === 'string' &&
-    Number.isSafeInteger(o.size) &&
-    typeof o.mtime === 'number' &&
-    typeof o.validatedAt === 'number' &&
-    (o.etag === undefined || typeof o.etag === 'string') &&
-    (o.lastModified === undefined || typeof o.lastModified === 'string')
-  );
-}
-
-const keyOf = (name: string): string => createHash('sha256').update(name).digest('hex');
-
-async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
-  for (let off = 0; off < chunk.length;) {
-    const { bytesWritten } = await handle.write(chunk, off, chunk.length - off, position + off);
-    off += bytesWritten;
-  }
-}
-
-/**
- * One download in progress: the temporary file (read and written through one descriptor), how much
- * of it has arrived, and who waits for which byte. The descriptor stays open while a reader holds
- * it, also after the rename into the cache (or the unlink of a failed download).
- */
-class Download {
-  readonly name: string;
-  readonly key: string;
-  readonly url: string;
-  /** The upstream's Content-Length; undefined when it sent none (then nobody reads before the end). */
-  readonly size: number | undefined;
-  readonly mtime: Date;
-  readonly etag: string | undefined;
-  readonly lastModified: string | undefined;
-  readonly tmpPath: string;
-  readonly handle: FileHandle;
-  readonly body: UpstreamResponse['body'];
-  readonly started: number;
-  readonly finished: Promise<void>;
-  received = 0;
-  state: 'running' | 'done' | 'failed' = 'running';
-  error: Error | null = null;
-  #refs = 1;
-  #waiters = new Set<{ at: number; resolve: () => void; reject: (e: Error) => void }>();
-  #settle!: { resolve: () => void; reject: (e: Error) => void };
-
-  constructor(name: string, key: string, r: UpstreamResponse, tmpPath: string, handle: FileHandle) {
-    this.name = name;
-    this.key = key;
-    this.url = r.url;
-    this.size = r.length;
-    const lm = r.lastModified ? Date.parse(r.lastModified) : NaN;
-    this.mtime = Number.isNaN(lm) ? new Date() : new Date(lm);
-    this.etag = r.etag;
-    this.lastModified = r.lastModified;
-    this.tmpPath = tmpPath;
-    this.handle = handle;
-    this.body = r.body;
-    this.started = performance.now();
-    this.finished = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
-    this.finished.catch(() => undefined);
-  }
-
-  /** Resolves once byte `at - 1` is on disk (or the download is complete); rejects if it fails. */
-  waitFor(at: number): Promise<void> {
-    if (this.state === 'failed') return Promise.reject(this.error!);
-    if (this.received >= at || this.state === 'done') return Promise.resolve();
-    return new Promise((resolve, reject) => this.#waiters.add({ at, resolve, reject }));
-  }
-
-  progress(n: number): void {
-    this.received += n;
-    for (const w of this.#waiters) {
-      if (this.received >= w.at) {
-        this.#waiters.delete(w);
-        w.resolve();
-      }
-    }
-  }
-
-  end(error?: Error): void {
-    if (this.state !== 'running') return;
-    this.state = error ? 'failed' : 'done';
-    this.error = error ?? null;
-    for (const w of this.#waiters) {
-      if (error) w.reject(error);
-      else w.resolve();
-    }
-    this.#waiters.clear();
-    if (error) this.#settle.reject(error);
-    else this.#settle.resolve();
-    this.unref();
-  }
-
-  ref(): void {
-    this.#refs++;
-  }
-
-  unref(): void {
-    if (--this.#refs === 0) void this.handle.close().catch(() => undefined);
-  }
-}
-
-/**
- * A stream of bytes `start`..`end` of a download, following it as it grows: each read waits for at
- * least one new byte and passes on whatever has arrived (an HTTP client gets bytes as they come).
- */
-class GrowingStream extends Readable {
-  readonly #dl: Download;
-  #pos: number;
-  readonly #end: number;
-
-  constructor(dl: Download, start: number, end: number) {
-    super({ highWaterMark: STREAM_CHUNK });
-    this.#dl = dl;
-    this.#pos = start;
-    this.#end = end;
-  }
-
-  override _read(): void {
-    if (this.#pos > this.#end) {
-      this.push(null);
-      return;
-    }
-    const dl = this.#dl;
-    dl.waitFor(this.#pos + 1)
-      .then(async () => {
-        if (this.destroyed) return;
-        const have = dl.state === 'done' ? this.#end + 1 : Math.min(dl.received, this.#end + 1);
-        const want = Math.min(STREAM_CHUNK, have - this.#pos);
-        const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await dl.handle.read(buf, 0, want, this.#pos);
-        if (bytesRead <= 0) throw new Error(`${dl.url}: cached file is shorter than announced`);
-        if (this.destroyed) return;
-        this.#pos += bytesRead;
-        this.push(bytesRead === want ? buf : buf.subarray(0, bytesRead));
-      })
-      .catch((err: Error) => this.destroy(err));
-  }
-}
 
 /** What one fetch of a name gave: joiners of the same fetch get the same. */
 type Fetched =
@@ -278,8 +95,7 @@ export class UpstreamCache implements FileSource {
   readonly counters: CounterSink<CacheCounter>;
   readonly #o: Required<Omit<CacheOptions, 'lines' | 'counters'>>;
   readonly #lines: PeerLog;
-  readonly #files: string;
-  readonly #tmp: string;
+  readonly #disk: CacheDir;
   /** Cached files, least recently used first (a hit moves its entry to the end). */
   readonly #entries = new Map<string, Entry>();
   /** Fetches in flight, by name, until their download ends. */
@@ -311,8 +127,7 @@ export class UpstreamCache implements FileSource {
     this.upstream = o.upstream;
     this.#lines = o.lines ?? new PeerLog(o.log);
     this.counters = o.counters ?? new Counters<CacheCounter>();
-    this.#files = join(o.dir, 'files');
-    this.#tmp = join(o.dir, 'tmp');
+    this.#disk = new CacheDir(o.dir);
   }
 
   /** Bytes of cached files (downloads in progress not included). */
@@ -341,68 +156,11 @@ export class UpstreamCache implements FileSource {
   }
 
   async #init(): Promise<void> {
-    try {
-      await mkdir(this.#files, { recursive: true, mode: 0o750 });
-      await mkdir(this.#tmp, { recursive: true, mode: 0o750 });
-      await access(this.dir, constants.W_OK | constants.X_OK);
-      await access(this.#files, constants.W_OK | constants.X_OK);
-      await access(this.#tmp, constants.W_OK | constants.X_OK);
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const uid = process.getuid?.();
-      throw new UserError(
-        `cache directory ${this.dir} cannot be used${uid !== undefined ? ` by uid ${uid}` : ''}: ${e.code ?? e.message}` +
-          ' (make it writable by the account pxe-pdhcp runs as, or choose another with --cache-dir)',
-      );
-    }
-    for (const leftover of await readdir(this.#tmp))
-      await rm(join(this.#tmp, leftover), { force: true, recursive: true });
-    const found: { entry: Entry; used: number }[] = [];
-    const names = new Set(await readdir(this.#files));
-    for (const file of names) {
-      if (!file.endsWith('.meta')) {
-        if (!names.has(`${file}.meta`)) await rm(join(this.#files, file), { force: true, recursive: true });
-        continue;
-      }
-      const key = file.slice(0, -'.meta'.length);
-      const entry = await this.#load(key);
-      if (!entry) {
-        await Promise.all([rm(join(this.#files, key), { force: true }), rm(join(this.#files, file), { force: true })]);
-        continue;
-      }
-      found.push(entry);
-    }
-    found.sort((a, b) => a.used - b.used);
-    for (const { entry } of found) {
+    for (const entry of await this.#disk.load()) {
       this.#entries.set(entry.name, entry);
       this.#total += entry.size;
     }
     this.#evict();
-  }
-
-  /** One entry from its meta and data file, or null when they do not agree. */
-  async #load(key: string): Promise<{ entry: Entry; used: number } | null> {
-    try {
-      const meta: unknown = JSON.parse(await readFile(join(this.#files, `${key}.meta`), 'utf8'));
-      if (!isMeta(meta) || keyOf(meta.name) !== key) return null;
-      const st = await stat(join(this.#files, key));
-      if (!st.isFile() || st.size !== meta.size) return null;
-      return {
-        entry: {
-          name: meta.name,
-          key,
-          size: meta.size,
-          ...(meta.etag !== undefined ? { etag: meta.etag } : {}),
-          ...(meta.lastModified !== undefined ? { lastModified: meta.lastModified } : {}),
-          mtime: new Date(meta.mtime),
-          validatedAt: meta.validatedAt,
-          touchedAt: st.atimeMs,
-        },
-        used: st.atimeMs,
-      };
-    } catch {
-      return null;
-    }
   }
 
   /** Stop every download (their temporary files are deleted) and close idle upstream connections. */
@@ -455,7 +213,7 @@ export class UpstreamCache implements FileSource {
           if (dl.state === 'failed') return { ok: false, reason: 'upstream-error' };
           if (dl.state === 'done') continue; // finished meanwhile: it is a cached file now
           this.counters.count('upstream-miss');
-          return { ok: true, file: this.#downloadFile(dl) };
+          return { ok: true, file: arrivingFile(dl) };
         }
       }
     }
@@ -513,7 +271,7 @@ export class UpstreamCache implements FileSource {
       r.body.resume();
       stale.validatedAt = now;
       this.counters.count('upstream-revalidated');
-      void this.#writeMeta(stale).catch(() => undefined);
+      void this.#disk.writeMeta(stale).catch(() => undefined);
       return { kind: 'entry', entry: stale, label: 'hit' };
     }
     if (r.status !== 200) {
@@ -606,13 +364,7 @@ export class UpstreamCache implements FileSource {
 
   async #startDownload(name: string, r: UpstreamResponse): Promise<Download> {
     const key = keyOf(name);
-    const tmpPath = join(this.#tmp, `${key}.${randomBytes(6).toString('hex')}.part`);
-    const handle = await open(
-      tmpPath,
-      constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o640,
-    );
-    const dl = new Download(name, key, r, tmpPath, handle);
+    const dl = await Download.create(name, key, r, this.#disk.partPath(key));
     this.#downloads.add(dl);
     void this.#pump(dl, r);
     return dl;
@@ -658,7 +410,7 @@ export class UpstreamCache implements FileSource {
       await dl.handle.datasync();
       await this.#removing.get(dl.key);
       if (dl.state !== 'running') throw dl.error ?? new Error('stopped');
-      await rename(dl.tmpPath, join(this.#files, dl.key));
+      await rename(dl.tmpPath, this.#disk.dataPath(dl.key));
       const entry: Entry = {
         name: dl.name,
         key: dl.key,
@@ -669,7 +421,7 @@ export class UpstreamCache implements FileSource {
         validatedAt: this.#o.now(),
         touchedAt: this.#o.now(),
       };
-      await this.#writeMeta(entry);
+      await this.#disk.writeMeta(entry);
       clearTimeout(timer);
       this.#downloads.delete(dl);
       this.#reserved -= dl.size ?? pos;
@@ -706,21 +458,6 @@ export class UpstreamCache implements FileSource {
     }
   }
 
-  async #writeMeta(e: Entry): Promise<void> {
-    const meta: Meta = {
-      v: 1,
-      name: e.name,
-      size: e.size,
-      ...(e.etag !== undefined ? { etag: e.etag } : {}),
-      ...(e.lastModified !== undefined ? { lastModified: e.lastModified } : {}),
-      mtime: e.mtime.getTime(),
-      validatedAt: e.validatedAt,
-    };
-    const tmp = join(this.#tmp, `${e.key}.${randomBytes(6).toString('hex')}.meta`);
-    await writeFile(tmp, JSON.stringify(meta), { mode: 0o640 });
-    await rename(tmp, join(this.#files, `${e.key}.meta`));
-  }
-
   /** Least recently used out until cached plus promised bytes fit. */
   #evict(): void {
     for (const entry of this.#entries.values()) {
@@ -737,14 +474,7 @@ export class UpstreamCache implements FileSource {
       this.#total -= entry.size;
     }
     const before = this.#removing.get(entry.key) ?? Promise.resolve();
-    const p = before
-      .then(() =>
-        Promise.all([
-          unlink(join(this.#files, `${entry.key}.meta`)).catch(() => undefined),
-          unlink(join(this.#files, entry.key)).catch(() => undefined),
-        ]),
-      )
-      .then(() => undefined);
+    const p = before.then(() => this.#disk.remove(entry.key));
     this.#removing.set(entry.key, p);
     void p.then(() => {
       if (this.#removing.get(entry.key) === p) this.#removing.delete(entry.key);
@@ -756,7 +486,7 @@ export class UpstreamCache implements FileSource {
   async #openEntry(entry: Entry, label: 'hit' | 'miss'): Promise<OpenResult | null> {
     let handle: FileHandle;
     try {
-      handle = await open(join(this.#files, entry.key), constants.O_RDONLY | constants.O_NOFOLLOW);
+      handle = await open(this.#disk.dataPath(entry.key), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch {
       if (this.#entries.get(entry.name) === entry) void this.#remove(entry);
       return null;
@@ -769,7 +499,7 @@ export class UpstreamCache implements FileSource {
     const now = this.#o.now();
     if (now - entry.touchedAt >= TOUCH_MS) {
       entry.touchedAt = now;
-      const path = join(this.#files, entry.key);
+      const path = this.#disk.dataPath(entry.key);
       void utimes(path, now / 1000, entry.mtime.getTime() / 1000).catch(() => undefined);
     }
     this.counters.count(label === 'hit' ? 'upstream-hit' : 'upstream-miss');
@@ -786,41 +516,4 @@ export class UpstreamCache implements FileSource {
     };
     return { ok: true, file };
   }
-
-  /** A file still arriving: its reads wait for their bytes. */
-  #downloadFile(dl: Download): OpenFile {
-    dl.ref();
-    const size = dl.size!;
-    let closed = false;
-    return {
-      name: dl.name,
-      size,
-      mtime: dl.mtime,
-      cache: 'miss',
-      get arriving() {
-        return dl.state === 'running';
-      },
-      readv: async (buffers, position) => {
-        let want = 0;
-        for (const b of buffers) want += b.length;
-        await dl.waitFor(Math.min(position + want, size));
-        return (await dl.handle.readv(buffers, position)).bytesRead;
-      },
-      stream: (start, end) => new GrowingStream(dl, start, end),
-      close: () => {
-        if (!closed) {
-          closed = true;
-          dl.unref();
-        }
-        return Promise.resolve();
-      },
-    };
-  }
-}
-
-function describeBodyError(e: Error): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'ECONNRESET' || e.message === 'aborted') return 'the upstream closed the connection mid-file';
-  if (code === 'ERR_STREAM_PREMATURE_CLOSE') return 'the upstream closed the connection mid-file';
-  return e.message;
 }

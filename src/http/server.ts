@@ -1,3 +1,9 @@
+/*
+ * Over 300 lines on purpose: one class holds a request's whole life (the connection caps and the
+ * idle sweep it passes, the file or iPXE script it gets, its one log line), and they share its counts
+ * and buffer budget. Names are in path.ts, ranges in range.ts, the sending in send-range.ts, the
+ * script text in script.ts.
+ */
 /**
  * The read-only HTTP/1.1 server: boot files from a `FileRoot`, and iPXE scripts generated per machine.
  *

@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: reading the daemon's `/status` is one job (fetch, check each field of a
+ * page from another process, find this probe's client and transfers, put it in words); the page
+ * itself is written by src/daemon/metrics.ts.
+ */
 import { request } from 'node:http';
 import type { DecidedBy, FileOrigin } from '../core/events.js';
 import type { TransferReport } from './fetch.js';

@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: the `--decide-url` protocol (the question's query, the answer's
+ * checks) and the Decider that asks it (cache, joined questions, in-flight bound, timeout) are one
+ * contract with the outside service. The packet path that waits for it is responder.ts.
+ */
 import { UserError } from '../core/errors.js';
 import type { DecideOutcome } from '../core/events.js';
 import { uuidText, type PxeClient } from './client.js';

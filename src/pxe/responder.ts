@@ -1,3 +1,8 @@
+/*
+ * Over 300 lines on purpose: this is the whole packet path of ports 67 and 4011 (decode, decide,
+ * wait for `--decide-url`, send, count, log, emit), with one `finish` for every way out. What to
+ * answer is policy.ts; the decision service is decide.ts.
+ */
 import type { CounterSink } from '../core/counters.js';
 import { eventTime, type DecidedBy, type EventSink } from '../core/events.js';
 import type { LogFields, Logger, PeerLog } from '../core/logger.js';
