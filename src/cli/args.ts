@@ -65,7 +65,7 @@ export const OPTIONS = {
   tftp: { type: 'boolean', desc: 'run the bundled TFTP server (--no-tftp: do not)' },
   'tftp-root': { type: 'string', desc: `directory served over TFTP (default ${DEFAULT_TFTP_ROOT})` },
   'tftp-port': { type: 'number', desc: 'TFTP listening port (default 69)' },
-  'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 256)' },
+  'tftp-max-transfers': { type: 'number', desc: 'transfers at once (default 1024)' },
   'tftp-idle-timeout': { type: 'number', desc: 'seconds of client silence that end a transfer (default 10)' },
   'tftp-workers': {
     type: 'number',

@@ -83,6 +83,7 @@ export async function bindBundledTftp(
         maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
         suspectStrikes: TFTP_DEFAULTS.suspectStrikes,
         suspectMs: TFTP_DEFAULTS.suspectMs,
+        unconfirmedGraceMs: TFTP_DEFAULTS.unconfirmedGraceMs,
       },
       idleTimeoutMs: t.idleTimeout * 1000,
       workers: t.workers,

@@ -8,8 +8,18 @@ export interface BlockSource {
   readonly arriving?: boolean;
 }
 
-/** Target bytes per file read: few syscalls, bounded memory per transfer. */
+/** Most bytes per file read: few syscalls, bounded memory per transfer. */
 const CHUNK_BYTES = 256 * 1024;
+/** Fewest bytes per file read, however many transfers share the read-ahead budget. */
+const MIN_CHUNK_BYTES = 16 * 1024;
+
+/**
+ * Bytes per read for a transfer starting beside `transfers` others, so that all of them together
+ * hold about `budget` (each holds up to four chunks: two in use, two spare).
+ */
+export function readAheadChunk(budget: number, transfers: number): number {
+  return Math.max(MIN_CHUNK_BYTES, Math.min(CHUNK_BYTES, Math.floor(budget / (4 * Math.max(1, transfers)))));
+}
 /** For a file still arriving: the first block goes out once this much is in, not 256 KiB. */
 const ARRIVING_CHUNK_BYTES = 16 * 1024;
 /** Linux IOV_MAX: a readv with more buffers would be cut short. */
@@ -53,13 +63,14 @@ export class ChunkReader {
     window: number,
     onReady: (c: Chunk) => void,
     onError: () => void,
+    chunkBytes = CHUNK_BYTES,
   ) {
     this.#source = source;
     this.size = source.size;
     this.blockSize = blockSize;
     this.stride = DATA_HEADER_LEN + blockSize;
     this.totalBlocks = Math.floor(source.size / blockSize) + 1;
-    const byBytes = Math.ceil((source.arriving ? ARRIVING_CHUNK_BYTES : CHUNK_BYTES) / blockSize);
+    const byBytes = Math.ceil((source.arriving ? ARRIVING_CHUNK_BYTES : chunkBytes) / blockSize);
     this.blocksPerChunk = Math.min(MAX_CHUNK_BLOCKS, Math.max(byBytes, 2 * window));
     this.#onReady = onReady;
     this.#onError = onError;

@@ -18,6 +18,8 @@ export interface TftpContext {
   readonly root: FileRoot;
   readonly listen: TftpListen;
   readonly runner: TransferRunner;
+  /** Bytes per file read for a transfer starting now (the read-ahead budget's share). */
+  chunkBytes(): number;
   onStarted(t: Transfer, negotiated: Negotiated, size: number): void;
   onConfirmed(t: Transfer): void;
   /** What is known about a client (for `--remap`); only its address when absent. */

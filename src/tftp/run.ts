@@ -40,6 +40,8 @@ export interface RunSpec {
   readonly mode: 'octet' | 'netascii';
   readonly options: TftpOptions;
   readonly listen: Pick<TftpListen, 'transferAddress' | 'mtu'>;
+  /** Bytes per file read, from the server's read-ahead budget. */
+  readonly chunkBytes?: number;
 }
 
 /** What a run needs from where it runs (the server, or a worker's message port). */
@@ -175,6 +177,7 @@ class Run implements RunHandle {
         unconfirmedMaxSends: s.unconfirmedMaxSends,
         unconfirmedLifeMs: s.unconfirmedLifeMs,
         onConfirmed: () => this.#events.confirmed(),
+        ...(this.#spec.chunkBytes !== undefined ? { chunkBytes: this.#spec.chunkBytes } : {}),
       },
       io,
       (summary) => this.#end(summary),

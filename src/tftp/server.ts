@@ -12,6 +12,7 @@ import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../
 import { DecodeError } from '../wire/reader.js';
 import { decodeTftp, encodeTftp, TftpErrorCode, type TftpRequest } from '../wire/tftp-packet.js';
 import type { TftpContext, TftpCounter, TftpListen, TransferRunner } from './context.js';
+import { readAheadChunk } from './chunks.js';
 import type { Negotiated } from './negotiate.js';
 import { startRun, type RunEnv, type RunSettings } from './run.js';
 import { TransferTable, type TableLimits } from './table.js';
@@ -60,13 +61,22 @@ export interface TftpServerOptions {
 
 /** Defaults, chosen so that a rack switched on at once is served and a flood of liars is not. */
 export const TFTP_DEFAULTS = {
-  maxTransfers: 256,
+  /** Enough for a 500-machine storm with room to spare (`make storm`); memory is bounded by `readAheadBytes`. */
+  maxTransfers: 1024,
   /**
-   * As many as the table: in a boot storm a hundred real RRQs arrive before the first ACKs are read,
-   * and a smaller budget evicts real clients (test/storm). Liars still get 4 packets each, and a new
-   * request still takes the oldest unconfirmed slot when the table is full.
+   * As many as the table: in a boot storm hundreds of real RRQs arrive before the first ACKs are
+   * read, and a smaller budget evicts real clients (test/storm). Liars still get 4 packets each, and
+   * a new request takes the oldest unconfirmed slot when the table is full, once that slot is older
+   * than `unconfirmedGraceMs`.
    */
-  maxUnconfirmed: 256,
+  maxUnconfirmed: 1024,
+  /** A real client's first ACK can queue for a while in a storm: no eviction before this age. */
+  unconfirmedGraceMs: 1000,
+  /**
+   * File bytes read ahead for all transfers together, roughly: each transfer gets chunks of
+   * this / (4 × transfers at its start), between 16 KiB and 256 KiB (it holds up to four).
+   */
+  readAheadBytes: 64 * 1024 * 1024,
   maxPerAddress: 64,
   maxUnconfirmedPerAddress: 32,
   /** The first packet, then retransmissions at the adaptive timeout (1 s, 2 s, 2 s) within the life. */
@@ -259,6 +269,7 @@ export class TftpServer {
       root: this.#o.root,
       listen,
       runner: { run: (file, spec, events) => this.#runner.run(file, spec, events) },
+      chunkBytes: () => readAheadChunk(TFTP_DEFAULTS.readAheadBytes, this.#table.size),
       onStarted: (t, n, size) => this.#started(t, n, size),
       onConfirmed: (t) => this.#table.confirm(t),
       nameContext: this.#o.nameContext,

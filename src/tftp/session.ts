@@ -39,6 +39,8 @@ export interface SessionOptions {
   unconfirmedLifeMs?: number;
   /** Called once, at the peer's first ACK. */
   onConfirmed?: () => void;
+  /** Bytes per file read (src/tftp/chunks.ts `readAheadChunk`); 256 KiB when absent. */
+  chunkBytes?: number;
 }
 
 /** How a transfer ended; `client-error` includes the size probe's deliberate abort (docs/tftp.md#the-size-probe). */
@@ -112,6 +114,7 @@ export class TftpSession {
       this.#window,
       (c) => this.#chunkReady(c),
       () => this.#readFailed(),
+      opts.chunkBytes,
     );
     this.#dropAt = this.#chunks.blocksPerChunk;
     this.#idleMs = opts.idleTimeoutMs;

@@ -20,6 +20,12 @@ export interface TableLimits {
    */
   suspectStrikes: number;
   suspectMs: number;
+  /**
+   * An unconfirmed entry younger than this is not evicted to make room (the request that wanted the
+   * room is answered busy instead): a real client's first ACK may be waiting in a queue during a
+   * storm, and evicting it then loses a machine. Liars are evicted once this old. Default 0.
+   */
+  unconfirmedGraceMs?: number;
 }
 
 /** Addresses remembered as suspects at most; the oldest is forgotten first. */
@@ -41,8 +47,8 @@ export type Admission<T extends Slot> =
 export class TransferTable<T extends Slot> {
   readonly limits: TableLimits;
   readonly #byKey = new Map<string, T>();
-  /** Unconfirmed entries, oldest first (Map keeps insertion order). */
-  readonly #unconfirmed = new Map<string, T>();
+  /** Unconfirmed entries with the time each was added, oldest first (Map keeps insertion order). */
+  readonly #unconfirmed = new Map<string, { entry: T; since: number }>();
   readonly #perAddress = new Map<string, { all: number; unconfirmed: number }>();
   /** Addresses whose transfers recently ended without a single ACK, oldest first. */
   readonly #suspects = new Map<string, { strikes: number; until: number }>();
@@ -72,7 +78,8 @@ export class TransferTable<T extends Slot> {
   /**
    * Decide whether a new request from `address` gets a slot. When the unconfirmed budget (or the
    * whole table, while it holds unconfirmed entries) is full, the oldest unconfirmed entry is
-   * evicted for it: liars age out, a real client confirms within a round trip and is then safe.
+   * evicted for it, once it is older than the grace: liars age out, a real client confirms within
+   * a round trip and is then safe.
    */
   admit(address: string): Admission<T> {
     const suspect = this.#suspects.get(address);
@@ -87,16 +94,19 @@ export class TransferTable<T extends Slot> {
     const full = this.#byKey.size >= this.limits.maxTransfers;
     if (!full && this.#unconfirmed.size < this.limits.maxUnconfirmed) return { ok: true };
     const oldest = this.#unconfirmed.values().next();
-    if (oldest.done) return { ok: false, why: 'busy' };
-    this.remove(oldest.value);
-    oldest.value.evict();
-    return { ok: true, evicted: oldest.value };
+    if (oldest.done || this.#now() - oldest.value.since < (this.limits.unconfirmedGraceMs ?? 0)) {
+      return { ok: false, why: 'busy' };
+    }
+    const { entry } = oldest.value;
+    this.remove(entry);
+    entry.evict();
+    return { ok: true, evicted: entry };
   }
 
   /** Take a slot admitted by `admit`; the entry starts unconfirmed. */
   add(entry: T): void {
     this.#byKey.set(entry.key, entry);
-    this.#unconfirmed.set(entry.key, entry);
+    this.#unconfirmed.set(entry.key, { entry, since: this.#now() });
     const mine = this.#perAddress.get(entry.address) ?? { all: 0, unconfirmed: 0 };
     mine.all++;
     mine.unconfirmed++;

@@ -71,6 +71,7 @@ export class Transfer implements Slot {
         mode: this.request.mode === 'netascii' ? ('netascii' as const) : ('octet' as const),
         options: this.request.options,
         listen: this.#ctx.listen,
+        chunkBytes: this.#ctx.chunkBytes(),
       };
       this.#run = this.#ctx.runner.run(opened.file, spec, {
         started: (negotiated, size) => this.#ctx.onStarted(this, negotiated, size),

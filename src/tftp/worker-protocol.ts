@@ -28,6 +28,7 @@ export type ToWorker =
       mode: 'octet' | 'netascii';
       options: TftpOptions;
       listen: Pick<TftpListen, 'transferAddress' | 'mtu'>;
+      chunkBytes?: number;
     }
   | { t: 'duplicate'; id: number }
   | { t: 'stop'; id: number; outcome: 'evicted' | 'aborted' };

@@ -90,6 +90,7 @@ export class TransferWorkers implements TransferRunner {
       mode: spec.mode,
       options: spec.options,
       listen: { transferAddress: spec.listen.transferAddress, mtu: spec.listen.mtu },
+      ...(spec.chunkBytes !== undefined ? { chunkBytes: spec.chunkBytes } : {}),
     });
     return {
       duplicateRequest: () => lane.post({ t: 'duplicate', id }),

@@ -173,6 +173,7 @@ export async function startTestTftp(o: {
       maxUnconfirmedPerAddress: TFTP_DEFAULTS.maxUnconfirmedPerAddress,
       suspectStrikes: TFTP_DEFAULTS.suspectStrikes,
       suspectMs: TFTP_DEFAULTS.suspectMs,
+      unconfirmedGraceMs: TFTP_DEFAULTS.unconfirmedGraceMs,
     },
     idleTimeoutMs: o.idleTimeoutMs,
     log: o.log,

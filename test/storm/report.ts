@@ -75,6 +75,10 @@ export function table(results: StackResult[]): string {
     const s = summarize(r);
     for (const [e, n] of Object.entries(s.errors)) lines.push(`- ${r.stack}: ${n} lost: ${e}`);
     for (const w of r.warnings) lines.push(`- ${r.stack} logged ${w.count}× at warn: ${w.example.slice(0, 400)}`);
+    if (r.stats) {
+      const tftp = Object.entries(r.stats).filter(([k, v]) => k.startsWith('tftp-') && v > 0);
+      lines.push(`- ${r.stack} TFTP counters: ${tftp.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    }
   }
   return lines.join('\n');
 }

@@ -4,11 +4,13 @@
  * clients (clients.ts, one Node process) run in the client namespace, then the servers' CPU, peak
  * RSS, UDP receive-buffer drops and (ours) warn lines are collected and the LAN torn down.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Lab, waitForOutput, type Host } from '../helpers/netns.js';
 import type { ClientsConfig, ClientsOutput } from './clients.js';
 import type { MachineSpec, StormFiles } from './machine.js';
@@ -48,6 +50,30 @@ export interface StackResult {
   warnings: { message: string; count: number; example: string }[];
   /** The HTTP server used by the C stacks for VIA=http. */
   httpServer?: string;
+  /** Ours: the daemon's own counters at the end (from `/metrics`), the non-zero ones. */
+  stats?: Record<string, number>;
+}
+
+const run = promisify(execFile);
+
+/** Where our daemon's `--metrics` listens, inside the server's namespace. */
+const METRICS = '127.0.0.1:9187';
+
+/** The daemon's counters, read from its `/metrics` page inside `ns`. */
+async function daemonStats(ns: string): Promise<Record<string, number>> {
+  const { stdout } = await run('ip', [
+    'netns',
+    'exec',
+    ns,
+    'curl',
+    '-sS',
+    '--max-time',
+    '5',
+    `http://${METRICS}/metrics`,
+  ]);
+  const stats: Record<string, number> = {};
+  for (const m of stdout.matchAll(/^pxe_pdhcp_stats_total\{stat="([^"]+)"\} (\d+)$/gm)) stats[m[1]!] = Number(m[2]);
+  return stats;
 }
 
 const SERVER_IP = '10.91.0.1';
@@ -216,6 +242,8 @@ export async function runStack(stack: Stack, o: StormOptions): Promise<StackResu
           '--boot',
           'arch=efi-x64,file=syslinux.efi',
           ...(o.via === 'http' ? ['--http'] : []),
+          '--metrics',
+          METRICS,
           ...(o.daemonArgs ?? []),
           'pxelinux.0',
         ],
@@ -292,6 +320,7 @@ export async function runStack(stack: Stack, o: StormOptions): Promise<StackResu
       peakRssKiB: Math.max(sampler.peakKiB, stack === 'ours' ? (hwm[0] ?? 0) : 0),
       rcvbufErrors: { server: await nstat(lab, server.ns), client: await nstat(lab, client.ns) },
       warnings: warnings(ourLog),
+      ...(stack === 'ours' ? { stats: await daemonStats(server.ns) } : {}),
       ...(httpServer ? { httpServer } : {}),
     };
     return result;

@@ -46,6 +46,20 @@ void describe('TransferTable: who holds a transfer slot', () => {
     assert.ok(d instanceof Entry);
   });
 
+  void it('an unconfirmed entry younger than the grace is not evicted: the newcomer is answered busy', () => {
+    let now = 0;
+    const t = new TransferTable<Entry>({ ...LIMITS, unconfirmedGraceMs: 1000 }, () => now);
+    const b = admitAdd(t, '10.0.0.2') as Entry;
+    now = 500;
+    admitAdd(t, '10.0.0.3');
+    assert.equal(admitAdd(t, '10.0.0.4'), 'busy', 'both unconfirmed entries are within their grace');
+    assert.equal(b.evicted, false);
+    now = 1000;
+    assert.ok(admitAdd(t, '10.0.0.4') instanceof Entry, 'the oldest has had its second: it makes room');
+    assert.equal(b.evicted, true);
+    assert.equal(admitAdd(t, '10.0.0.5'), 'busy', 'the next one is still within its grace');
+  });
+
   void it('a table full of confirmed transfers answers busy', () => {
     const t = new TransferTable<Entry>({ ...LIMITS, maxUnconfirmed: 4 });
     for (let i = 0; i < 4; i++) t.confirm(admitAdd(t, `10.0.0.${i + 1}`) as Entry);
