@@ -120,8 +120,7 @@ export class ChunkReader {
     const first = index * this.blocksPerChunk + 1;
     const count = Math.min(this.blocksPerChunk, this.totalBlocks - first + 1);
     const reuse = this.#spare.pop();
-    const buf =
-      reuse && reuse.length >= count * this.stride ? reuse : Buffer.allocUnsafeSlow(this.blocksPerChunk * this.stride);
+    const buf = reuse && reuse.length >= count * this.stride ? reuse : Buffer.allocUnsafeSlow(count * this.stride);
     const chunk: Chunk = { index, buf, ready: false };
     this.#chunks.set(index, chunk);
     const views: Buffer[] = [];

@@ -83,8 +83,9 @@ const clock = {
 };
 
 /**
- * Run one transfer: it owns its socket and session and frees both however it ends. The file stays
- * its owner's (the owner closes it after `end`).
+ * Run one transfer: it owns its socket and session and frees both however it ends, a bug of ours
+ * included (counted through `internalError`, never thrown). The file stays its owner's (the owner
+ * closes it after `end`).
  */
 export function startRun(spec: RunSpec, env: RunEnv, events: RunEvents): RunHandle {
   const run = new Run(spec, env, events);
@@ -106,7 +107,22 @@ class Run implements RunHandle {
     this.#events = events;
   }
 
+  /** Never rejects: a bug of ours (or of a hook called from `started`) ends this transfer only. */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      this.#env.internalError(err);
+      try {
+        if (this.#session) this.#session.abort('aborted');
+        else this.#fail('read-error');
+      } catch (again) {
+        this.#env.internalError(again);
+      }
+    }
+  }
+
+  async #start(): Promise<void> {
     const { settings } = this.#env;
     let source: BlockSource;
     try {

@@ -1,7 +1,8 @@
 /*
  * Over 300 lines on purpose: one transfer's window protocol is a single state machine (OACK, data,
  * ended; acknowledged, sent and pending blocks; one lazy timer), and its transitions read best
- * together. Reading ahead lives in chunks.ts, resources in transfer.ts.
+ * together. Reading ahead lives in chunks.ts, the socket and timers' owner in run.ts, the file's in
+ * transfer.ts.
  */
 import { DATA_HEADER_LEN, encodeTftp, TftpErrorCode, type TftpPacket } from '../wire/tftp-packet.js';
 import { ChunkReader, type BlockSource, type Chunk } from './chunks.js';

@@ -1,14 +1,16 @@
 /**
  * Who may hold a transfer slot: the one place where TFTP admission is decided. A transfer is
  * unconfirmed until its peer's first ACK (until then its source address may be a lie); unconfirmed
- * transfers live in a small budget of their own, oldest out first, so a flood of requests that
- * never ACK can neither fill the table nor keep a real client out.
+ * transfers live in a budget of their own, the oldest out first once it has had `unconfirmedGraceMs`
+ * to answer, so requests that never ACK cannot hold slots for long, and a real client whose first
+ * ACK is still queued in a storm is not thrown out for a newcomer. A flood faster than the budget
+ * per grace (1024 a second by default) gets newcomers answered busy until it ages out.
  */
 
 export interface TableLimits {
   /** Transfers at once, confirmed and unconfirmed. */
   maxTransfers: number;
-  /** Unconfirmed transfers at once; when full, the oldest unconfirmed one makes room. */
+  /** Unconfirmed transfers at once; when full, the oldest unconfirmed one makes room (after its grace). */
   maxUnconfirmed: number;
   /** Transfers one client address may hold at once. */
   maxPerAddress: number;

@@ -115,7 +115,7 @@ export class Transfer implements Slot {
     this.#onEnd(this, end);
   }
 
-  /** Close the file (idempotent); called only when no run reads it any more. */
+  /** Close the file (idempotent); called once the run has ended, when it reads the file no more. */
   #release(): void {
     const file = this.#file;
     this.#file = null;

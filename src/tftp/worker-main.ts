@@ -39,13 +39,40 @@ const env: RunEnv = {
   internalError: (err) => post({ t: 'internal-error', error: String(err) }),
 };
 
-/** Positional reads on a descriptor the server opened. */
-function descriptorSource(fd: number, size: number): BlockSource {
-  return {
-    size,
-    readv: (buffers, position) =>
-      new Promise((resolve, reject) => readv(fd, buffers, position, (err, n) => (err ? reject(err) : resolve(n)))),
-  };
+/**
+ * Positional reads on a descriptor the server opened. The server closes it once told the run has
+ * ended, and the number may then name another file: so after `close()` no read starts, and
+ * `drained` resolves only when the reads already in flight have landed.
+ */
+class DescriptorSource implements BlockSource {
+  readonly size: number;
+  readonly #fd: number;
+  #inFlight = 0;
+  #closed = false;
+  #drain: (() => void) | null = null;
+
+  constructor(fd: number, size: number) {
+    this.#fd = fd;
+    this.size = size;
+  }
+
+  readv(buffers: Buffer[], position: number): Promise<number> {
+    if (this.#closed) return Promise.reject(new Error('transfer ended'));
+    this.#inFlight++;
+    return new Promise((resolve, reject) =>
+      readv(this.#fd, buffers, position, (err, n) => {
+        if (--this.#inFlight === 0) this.#drain?.();
+        if (err) reject(err);
+        else resolve(n);
+      }),
+    );
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#drain = resolve));
+  }
 }
 
 const runs = new Map<number, RunHandle>();
@@ -55,19 +82,22 @@ port.on('message', (m: ToWorker) => {
     switch (m.t) {
       case 'run': {
         const { id } = m;
-        const spec = { ...m, file: descriptorSource(m.fd, m.size) };
-        runs.set(
-          id,
-          startRun(spec, env, {
-            started: (negotiated, size) => post({ t: 'started', id, negotiated, size }),
-            confirmed: () => post({ t: 'confirmed', id }),
-            end: (end) => {
-              runs.delete(id);
+        const file = new DescriptorSource(m.fd, m.size);
+        let ended = false;
+        const handle = startRun({ ...m, file }, env, {
+          started: (negotiated, size) => post({ t: 'started', id, negotiated, size }),
+          confirmed: () => post({ t: 'confirmed', id }),
+          end: (end) => {
+            ended = true;
+            runs.delete(id);
+            // The server closes the descriptor on `end`: not before our reads of it have landed.
+            void file.close().then(() => {
               flushCounts();
               post({ t: 'end', id, end });
-            },
-          }),
-        );
+            });
+          },
+        });
+        if (!ended) runs.set(id, handle);
         return;
       }
       case 'duplicate':

@@ -133,8 +133,16 @@ export class TransferWorkers implements TransferRunner {
         o.internalError(err);
       }
     });
-    lane.worker.on('error', (err) => this.#lost(lane, String(err)));
-    lane.worker.on('exit', (code) => this.#lost(lane, `exit code ${code}`));
+    // An 'error' is followed by 'exit'; the runs end on 'exit', once the thread (and its reads) is gone.
+    let error: string | undefined;
+    lane.worker.on('error', (err) => (error = String(err)));
+    lane.worker.on('exit', (code) => {
+      try {
+        this.#lost(lane, error ?? `exit code ${code}`);
+      } catch (err) {
+        o.internalError(err);
+      }
+    });
     return lane;
   }
 
@@ -159,13 +167,22 @@ export class TransferWorkers implements TransferRunner {
     }
   }
 
-  /** A worker is gone: its transfers end (their sockets died with it), and another takes its place. */
+  /**
+   * A worker is gone: its transfers end as aborted (their sockets died with it; the clients time
+   * out and ask again), and another worker takes its place.
+   */
   #lost(lane: Lane, detail: string): void {
     if (!lane.alive) return;
     lane.alive = false;
     const runs = [...lane.runs.values()];
     lane.runs.clear();
-    for (const events of runs) events.end({ kind: 'failed', reason: 'read-error' });
+    for (const events of runs) {
+      try {
+        events.end({ kind: 'stopped', outcome: 'aborted' });
+      } catch (err) {
+        this.#o.internalError(err);
+      }
+    }
     if (this.#closing) return;
     const now = Date.now();
     this.#deaths.push(now);
