@@ -91,19 +91,19 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
     policy.decided && ruleMatches(policy.decided.rule, client)
       ? policy.decided
       : local && { rule: local.rule, label: ruleLabel(local.rule, local.index) };
-  let answer: Pick<BootChoice, 'file' | 'nextServer' | 'rule'>;
+  // Built field by field, not by spreading: this runs for every answered packet.
+  const answer: BootChoice = { file: '', rule: '', shape };
   if (found) {
     const { rule, label } = found;
-    answer = {
-      // An iPXE whose rule has a kernel gets the script made for it: the loop break of kernel rules.
-      file: rule.kernel !== undefined && client.isIpxe ? scriptUrl(client) : rule.file!,
-      rule: label,
-      ...(rule.nextServer ? { nextServer: rule.nextServer } : {}),
-    };
+    // An iPXE whose rule has a kernel gets the script made for it: the loop break of kernel rules.
+    answer.file = rule.kernel !== undefined && client.isIpxe ? scriptUrl(client) : rule.file!;
+    answer.rule = label;
+    if (rule.nextServer) answer.nextServer = rule.nextServer;
   } else if (policy.defaultFile !== undefined) {
-    answer = { file: policy.defaultFile, rule: 'default' };
+    answer.file = policy.defaultFile;
+    answer.rule = 'default';
   } else if (pi) {
-    answer = { file: '', rule: 'no file' };
+    answer.rule = 'no file';
   } else {
     return {
       ignore: 'arch-not-served',
@@ -112,10 +112,12 @@ export function chooseBoot(client: PxeClient, policy: BootPolicy): BootChoice | 
     };
   }
   // UEFI HTTP Boot firmware needs a URL (docs/firmware.md#uefi-http-boot): a path is on our server.
-  if (client.httpClient && !isUrl(answer.file))
-    answer = { ...answer, file: `${OWN_HTTP}${answer.file.replace(/^\/+/, '')}` };
-  if (!pi) return { ...answer, shape };
-  return { ...answer, rule: `raspberry-pi, ${answer.rule}`, shape: 'bypass', vendorOptions: RPI_VENDOR_OPTIONS };
+  if (client.httpClient && !isUrl(answer.file)) answer.file = `${OWN_HTTP}${answer.file.replace(/^\/+/, '')}`;
+  if (!pi) return answer;
+  answer.rule = `raspberry-pi, ${answer.rule}`;
+  answer.shape = 'bypass';
+  answer.vendorOptions = RPI_VENDOR_OPTIONS;
+  return answer;
 }
 
 /**

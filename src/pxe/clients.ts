@@ -45,13 +45,18 @@ export class ClientTable {
   note(mac: string, update: Partial<Omit<SeenClient, 'mac' | 'lastSeen'>>): SeenClient {
     const old = this.#byMac.get(mac);
     if (old) this.#byMac.delete(mac);
-    const entry: SeenClient = { ...(old ?? { arch: 'bios' }), ...update, mac, lastSeen: this.#now() };
+    // Updated in place, field by field: this runs for every packet, and spreads cost more than the rest.
+    const entry: SeenClient = old ?? { mac, arch: 'bios', lastSeen: 0 };
+    entry.lastSeen = this.#now();
+    if (update.arch !== undefined) entry.arch = update.arch;
+    if (update.userClass !== undefined) entry.userClass = update.userClass;
+    if (update.last !== undefined) entry.last = update.last;
+    if (update.decide !== undefined) entry.decide = update.decide;
     if (update.ip !== undefined && update.ip !== '0.0.0.0') {
-      if (old?.ip !== undefined && old.ip !== update.ip && this.#byIp.get(old.ip) === mac) this.#byIp.delete(old.ip);
+      if (entry.ip !== undefined && entry.ip !== update.ip && this.#byIp.get(entry.ip) === mac)
+        this.#byIp.delete(entry.ip);
+      entry.ip = update.ip;
       this.#byIp.set(update.ip, mac);
-    } else if (update.ip !== undefined) {
-      entry.ip = old?.ip;
-      if (entry.ip === undefined) delete entry.ip;
     }
     this.#byMac.set(mac, entry);
     if (this.#byMac.size > this.#max) this.#forget(this.#byMac.keys().next().value!);

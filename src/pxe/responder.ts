@@ -274,13 +274,27 @@ function askDecider(
   });
 }
 
+/**
+ * The policy with a decided answer in it, made once per cached answer and policy in force: a cache
+ * hit reuses it rather than copying the policy for every packet.
+ */
+const decidedPolicies = new WeakMap<Decided, { base: BootPolicy; policy: BootPolicy }>();
+
+function withDecided(policy: BootPolicy, d: Extract<Decided, { kind: 'answer' }>): BootPolicy {
+  const made = decidedPolicies.get(d);
+  if (made?.base === policy) return made.policy;
+  const decided = { ...policy, decided: d };
+  decidedPolicies.set(d, { base: policy, policy: decided });
+  return decided;
+}
+
 /** Answer (or not) one waiting request by what the decision URL said. Never throws. */
 function answerDecided(decider: Decider, d: Decided, client: PxeClient, w: Waiter): void {
   const { port, out, ctx, deps, req, from } = w;
   try {
     const policy = deps.policy();
     if (d.kind === 'answer') {
-      const decision = decide(port, req, from, ctx, { ...policy, decided: d }, client);
+      const decision = decide(port, req, from, ctx, withDecided(policy, d), client);
       const by = decision.kind === 'reply' && decision.choice.rule.includes(DECIDE_LABEL) ? 'decide-url' : 'rules';
       return finish(port, out, deps, req, from, decision, by);
     }
