@@ -199,3 +199,22 @@ export function have(cmd: string): boolean {
     return false;
   }
 }
+
+/**
+ * dnsmasq as the LAN's router on `ns`: a plain DHCP server (no DNS) handing out `range` (`FIRST,LAST`)
+ * for an hour, leases in `leaseFile`; resolves once it serves.
+ */
+export async function startRouter(
+  lab: Lab,
+  ns: string,
+  range: string,
+  leaseFile: string,
+  extra: string[] = [],
+): Promise<ChildProcess> {
+  const child = lab.spawn(ns, 'dnsmasq', [
+    ...['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping'],
+    ...[`--dhcp-range=${range},1h`, `--dhcp-leasefile=${leaseFile}`, ...extra],
+  ]);
+  await waitForOutput(child, /DHCP, IP range/, 10_000);
+  return child;
+}

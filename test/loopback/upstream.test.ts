@@ -3,7 +3,6 @@
  * node:http mirror that can be slow, missing, failing, dead or cut off mid-file.
  */
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -14,79 +13,13 @@ import { FileRoot, type FileSource } from '../../src/files/root.js';
 import { Upstream } from '../../src/files/upstream.js';
 import { HttpServer } from '../../src/http/server.js';
 import type { TftpServer } from '../../src/tftp/server.js';
-import { decodeTftp, encodeTftp } from '../../src/wire/tftp-packet.js';
 import { MemoryLogger } from '../helpers/log.js';
 import { pattern, startTestTftp } from '../helpers/tftp.js';
+import { timedTftpGet, type TimedTftp } from '../helpers/tftp-timed.js';
 import { FakeUpstream } from '../helpers/upstream.js';
 
-type TftpGot =
-  | { ok: true; data: Buffer; tsize?: number; firstDataMs: number; ms: number }
-  | { ok: false; code: number; message: string; ms: number };
-
-/** A lockstep TFTP read (blksize 1468, tsize) that notes when the first DATA arrived. */
-function tftpGet(port: number, name: string): Promise<TftpGot> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const t0 = performance.now();
-    const chunks: Buffer[] = [];
-    let next = 1;
-    let tsize: number | undefined;
-    let firstDataMs = -1;
-    let to = port;
-    let last = encodeTftp({
-      kind: 'rrq',
-      filename: name,
-      mode: 'octet',
-      options: new Map([
-        ['blksize', '1468'],
-        ['tsize', '0'],
-      ]),
-    });
-    let quiet = 0;
-    const send = (b: Buffer): void => {
-      last = b;
-      s.send(b, to, '127.0.0.1');
-    };
-    const tick = setInterval(() => {
-      if (++quiet > 30) return finish({ ok: false, code: -1, message: 'no answer', ms: performance.now() - t0 });
-      if (quiet % 5 === 0) s.send(last, to, '127.0.0.1');
-    }, 200);
-    const finish = (r: TftpGot): void => {
-      clearInterval(tick);
-      s.close();
-      resolve(r);
-    };
-    s.on('message', (msg, from) => {
-      quiet = 0;
-      to = from.port;
-      const p = decodeTftp(msg);
-      if (p.kind === 'error')
-        return finish({ ok: false, code: p.code, message: p.message, ms: performance.now() - t0 });
-      if (p.kind === 'oack') {
-        const t = p.options.get('tsize');
-        if (t !== undefined) tsize = Number(t);
-        return send(encodeTftp({ kind: 'ack', block: 0 }));
-      }
-      if (p.kind !== 'data') return;
-      if (p.block === (next & 0xffff)) {
-        if (firstDataMs < 0) firstDataMs = performance.now() - t0;
-        chunks.push(Buffer.from(p.data));
-        next++;
-      }
-      send(encodeTftp({ kind: 'ack', block: p.block }));
-      if (p.block === ((next - 1) & 0xffff) && p.data.length < 1468) {
-        finish({
-          ok: true,
-          data: Buffer.concat(chunks),
-          ...(tsize !== undefined ? { tsize } : {}),
-          firstDataMs,
-          ms: performance.now() - t0,
-        });
-      }
-    });
-    s.bind(0, '127.0.0.1', () => s.send(last, to, '127.0.0.1'));
-  });
-}
+/** A lockstep TFTP read from our server on loopback (test/helpers/tftp-timed.ts). */
+const tftpGet = (port: number, name: string): Promise<TimedTftp> => timedTftpGet('127.0.0.1', name, port);
 
 interface HttpGot {
   status: number;
@@ -123,7 +56,7 @@ function httpGet(port: number, path: string): Promise<HttpGot> {
   });
 }
 
-function assertData(r: TftpGot, want: Buffer): asserts r is Extract<TftpGot, { ok: true }> {
+function assertData(r: TimedTftp, want: Buffer): asserts r is Extract<TimedTftp, { ok: true }> {
   assert.ok(r.ok, r.ok ? '' : `TFTP error ${r.code} ${r.message}`);
   assert.equal(r.data.length, want.length);
   assert.ok(r.data.equals(want), 'the bytes differ');

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { have, Lab, waitForOutput } from '../helpers/netns.js';
+import { have, Lab, startRouter, waitForOutput } from '../helpers/netns.js';
 
 const DAEMON = join(fileURLToPath(new URL('../../', import.meta.url)), 'dist/bin/pxe-pdhcp.js');
 const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -67,11 +67,7 @@ describe('UEFI HTTP Boot of real OVMF through --http-boot (namespaces, QEMU)', (
     await lab.ip(cli, 'link', 'set', 'tap0', 'master', 'br0');
     await lab.ip(cli, 'link', 'set', 'tap0', 'up');
     await lab.ip(cli, 'link', 'set', 'br0', 'up');
-    const dnsmasq = lab.spawn(rtr.ns, 'dnsmasq', [
-      ...['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping'],
-      ...['--dhcp-range=10.80.0.100,10.80.0.150,1h', `--dhcp-leasefile=${join(work, 'leases')}`],
-    ]);
-    await waitForOutput(dnsmasq, /DHCP, IP range/, 10_000);
+    await startRouter(lab, rtr.ns, '10.80.0.100,10.80.0.150', join(work, 'leases'));
     const daemon = lab.spawn(srv.ns, process.execPath, [
       ...[DAEMON, '-d', '-i', 'eth0', '--tftp-root', root, '--no-tftp', '--http-boot'],
       ...['--boot', 'arch=efi-x64-http,file=ipxe.efi'],

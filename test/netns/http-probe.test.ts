@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ProbeResult } from '../../src/probe/run.js';
-import { have, Lab, waitForOutput, type Host } from '../helpers/netns.js';
+import { have, Lab, startRouter, waitForOutput, type Host } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROBE = join(ROOT, 'dist/bin/pxe-probe.js');
@@ -43,11 +43,7 @@ describe('pxe-probe against the daemon’s HTTP server (namespaces)', () => {
     server = await lab.addHost('srv', '10.79.0.2/24');
     client = await lab.addHost('cli', null, '52:54:00:7b:00:01');
     const leases = join(root, 'leases');
-    const dnsmasq = lab.spawn(router.ns, 'dnsmasq', [
-      ...['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping'],
-      ...['--dhcp-range=10.79.0.100,10.79.0.150,1h', `--dhcp-leasefile=${leases}`],
-    ]);
-    await waitForOutput(dnsmasq, /DHCP, IP range/, 10_000);
+    await startRouter(lab, router.ns, '10.79.0.100,10.79.0.150', leases);
     const daemon = lab.spawn(server.ns, process.execPath, [
       ...[DAEMON, '-d', '-i', 'eth0', '--tftp-root', root, '--http-boot', '--http-port', '8080'],
       ...['--boot', 'arch=efi-x64-http,file=ipxe.efi'],

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ProbeResult } from '../../src/probe/run.js';
-import { have, Lab, waitForOutput, type Host } from '../helpers/netns.js';
+import { have, Lab, startRouter, waitForOutput, type Host } from '../helpers/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PROBE = join(ROOT, 'dist/bin/pxe-probe.js');
@@ -90,11 +90,7 @@ describe('pxe-probe --status against the daemon with --upstream and --decide-url
     const router = await lab.addHost('rtr', '10.81.0.1/24');
     const server = await lab.addHost('srv', '10.81.0.2/24');
     client = await lab.addHost('cli', null, CLIENT_MAC);
-    const dnsmasq = lab.spawn(router.ns, 'dnsmasq', [
-      ...['-d', '-C', '/dev/null', '--port=0', '-i', 'eth0', '--no-ping'],
-      ...['--dhcp-range=10.81.0.100,10.81.0.150,1h', `--dhcp-leasefile=${join(dir, 'leases')}`],
-    ]);
-    await waitForOutput(dnsmasq, /DHCP, IP range/, 10_000);
+    await startRouter(lab, router.ns, '10.81.0.100,10.81.0.150', join(dir, 'leases'));
     await waitForOutput(lab.spawn(server.ns, process.execPath, [join(dir, 'mirror.mjs'), mirror]), /ready/, 10_000);
     await waitForOutput(lab.spawn(server.ns, process.execPath, [join(dir, 'decide.mjs')]), /ready/, 10_000);
     const daemon = lab.spawn(server.ns, process.execPath, [

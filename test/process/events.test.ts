@@ -6,40 +6,16 @@ import { describe, it } from 'node:test';
 import type { PxeEvent } from '../../src/core/events.js';
 import { TestClient, until } from '../helpers/daemon.js';
 import { requestBytes } from '../helpers/packets.js';
-import { BUILT_MAIN } from '../helpers/process.js';
+import { BUILT_MAIN, loopbackArgs } from '../helpers/process.js';
 
 // The built command (`make build` first): `--events -` writes JSON lines on stdout, read here line by
 // line as they come; `--exit-after` ends it with status 0, `--exit-timeout` with 1.
 
 function daemon(clientPort: number, extra: string[]) {
   assert.ok(existsSync(BUILT_MAIN), `${BUILT_MAIN} is missing: run make build first`);
-  const child = spawn(
-    process.execPath,
-    [
-      BUILT_MAIN,
-      '-d',
-      '-l',
-      '127.0.0.1',
-      '-t',
-      '127.0.0.1',
-      '-b',
-      '127.0.0.1',
-      '--bind-address',
-      '127.0.0.1',
-      '--dhcp-port',
-      '0',
-      '--proxy-port',
-      '0',
-      '--client-port',
-      String(clientPort),
-      '--no-tftp',
-      '--log-format',
-      'json',
-      ...extra,
-      'pxelinux.0',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, [BUILT_MAIN, ...loopbackArgs(clientPort, ['--log-format', 'json', ...extra])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const events: PxeEvent[] = [];
   const bad: string[] = [];
   createInterface({ input: child.stdout }).on('line', (line) => {

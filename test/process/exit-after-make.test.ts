@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { PxeEvent } from '../../src/core/events.js';
-import { have, Lab } from '../helpers/netns.js';
+import { have, Lab, startRouter } from '../helpers/netns.js';
 import { BUILT_MAIN } from '../helpers/process.js';
 import { pattern, tempRoot } from '../helpers/tftp.js';
 
@@ -100,18 +100,7 @@ describe('test/make/Makefile: --exit-after as a build step', () => {
       const router = await lab.addHost('rtr', '10.79.0.1/24');
       const server = await lab.addHost('srv', '10.79.0.2/24');
       const client = await lab.addHost('cli', null, '52:54:00:7b:00:01');
-      const dnsmasq = lab.spawn(router.ns, 'dnsmasq', [
-        '-d',
-        '-C',
-        '/dev/null',
-        '--port=0',
-        '-i',
-        'eth0',
-        '--no-ping',
-        '--dhcp-range=10.79.0.100,10.79.0.150,1h',
-        `--dhcp-leasefile=${join(work.dir, 'leases')}`,
-      ]);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      const dnsmasq = await startRouter(lab, router.ns, '10.79.0.100,10.79.0.150', join(work.dir, 'leases'));
       const r = await make({
         PXE_PDHCP: `ip netns exec ${server.ns} ${process.execPath} ${BUILT_MAIN}`,
         ARGS: `-i eth0 --tftp-root ${root.dir} pxelinux.0`,
