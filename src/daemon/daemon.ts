@@ -9,7 +9,7 @@ import { UserError } from '../core/errors.js';
 import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
 import { FileRoot } from '../files/root.js';
-import { socketDatagrams, type Datagrams, type DatagramTrouble } from '../net/datagram.js';
+import { isRoutineTrouble, socketDatagrams, type Datagrams, type DatagramTrouble } from '../net/datagram.js';
 import {
   isLocalAddress,
   lookupInterface,
@@ -156,7 +156,7 @@ export async function startDaemon(config: Config, deps: DaemonDeps): Promise<Dae
   const lines = new PeerLog(log);
   const report = (kind: DatagramTrouble, detail: string): void => {
     stats.count(`dhcp-${kind}`);
-    lines.line(kind === 'port-zero' ? 'debug' : 'warn', `DHCP ${kind}`, { detail: printable(detail) });
+    lines.line(isRoutineTrouble(kind) ? 'debug' : 'warn', `DHCP ${kind}`, { detail: printable(detail) });
   };
   const opened: Socket[] = [];
   let bound: SiteSockets[];

@@ -7,8 +7,23 @@ export interface Peer {
   port: number;
 }
 
-/** What a datagram socket reports besides datagrams: counted, and logged through the cap. */
-export type DatagramTrouble = 'port-zero' | 'send-error' | 'socket-error';
+/**
+ * What a datagram socket reports besides datagrams, counted and logged through the cap: a datagram
+ * from port 0 (dropped), a send refused, a socket error, or `peer-gone`: ECONNREFUSED, the ICMP
+ * "port unreachable" of a peer that has closed its port (on a transfer socket, most often a client
+ * that finished or gave up).
+ */
+export type DatagramTrouble = 'port-zero' | 'send-error' | 'socket-error' | 'peer-gone';
+
+/** Troubles that are routine on a busy LAN: counted, logged at debug rather than warn. */
+export function isRoutineTrouble(kind: DatagramTrouble): boolean {
+  return kind === 'port-zero' || kind === 'peer-gone';
+}
+
+/** A socket's 'error' event as a trouble report. */
+function onSocketError(report: TroubleReport): (err: NodeJS.ErrnoException) => void {
+  return (err) => report(err.code === 'ECONNREFUSED' ? 'peer-gone' : 'socket-error', err.message);
+}
 
 /**
  * The one datagram-socket seam: the DHCP responder, the TFTP server and the tests' lossy network all
@@ -77,8 +92,8 @@ export function socketDatagrams(
   report: TroubleReport,
   broadcast?: { socket: Socket; to: Peer },
 ): Datagrams {
-  socket.on('error', (err) => report('socket-error', err.message));
-  broadcast?.socket.on('error', (err) => report('socket-error', err.message));
+  socket.on('error', onSocketError(report));
+  broadcast?.socket.on('error', onSocketError(report));
   return {
     port: socket.address().port,
     send: (buf, offset, length, to) => {
@@ -134,8 +149,8 @@ async function connectedDatagrams(o: UdpOptions, peer: Peer, report: TroubleRepo
   const pair = await connectedPair(o, peer);
   if (!pair) return socketDatagrams(await openUdp(o), report);
   const { main, sibling } = pair;
-  main.on('error', (err) => report('socket-error', err.message));
-  sibling.on('error', (err) => report('socket-error', err.message));
+  main.on('error', onSocketError(report));
+  sibling.on('error', onSocketError(report));
   const gso = new GsoState(main, report);
   return {
     port: main.address().port,

@@ -9,7 +9,14 @@ import { PeerLog, type Logger } from '../core/logger.js';
 import { printable } from '../core/text.js';
 import type { NameContext } from '../files/remap.js';
 import type { FileRoot } from '../files/root.js';
-import { udpDatagrams, type Datagrams, type OpenDatagrams, type Peer } from '../net/datagram.js';
+import {
+  isRoutineTrouble,
+  udpDatagrams,
+  type Datagrams,
+  type DatagramTrouble,
+  type OpenDatagrams,
+  type Peer,
+} from '../net/datagram.js';
 import { DecodeError } from '../wire/reader.js';
 import { decodeTftp, encodeTftp, TftpErrorCode, type TftpRequest } from '../wire/tftp-packet.js';
 import type { TftpContext, TftpCounter, TftpListen, TransferRunner } from './context.js';
@@ -454,12 +461,9 @@ export class TftpServer {
     via.send(b, 0, b.length, to);
   }
 
-  #trouble(kind: 'port-zero' | 'send-error' | 'socket-error', detail: string): void {
+  #trouble(kind: DatagramTrouble, detail: string): void {
     this.counters.count(`tftp-${kind}`);
-    // ECONNREFUSED on a transfer socket is the client's ICMP "port unreachable": it has closed its
-    // port, most often having finished or given up. Routine in a storm; counted, logged at debug.
-    const routine = kind === 'port-zero' || detail.includes('ECONNREFUSED');
-    this.#lines.line(routine ? 'debug' : 'warn', `TFTP ${kind}`, { detail: printable(detail) });
+    this.#lines.line(isRoutineTrouble(kind) ? 'debug' : 'warn', `TFTP ${kind}`, { detail: printable(detail) });
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { udpDatagrams, type Datagrams } from '../../src/net/datagram.js';
+import { isRoutineTrouble, udpDatagrams, type Datagrams } from '../../src/net/datagram.js';
 import { until } from '../helpers/daemon.js';
 
 /** A client socket on loopback that keeps what it receives. */
@@ -99,6 +99,35 @@ void describe('transfer transport: a segmented send the kernel refuses falls bac
     } finally {
       await t.close();
       c.socket.close();
+    }
+  });
+});
+
+void describe('transfer transport: a client that closed its port', () => {
+  void it('ICMP port unreachable (ECONNREFUSED) is reported as peer-gone, a routine trouble', async () => {
+    const gone = createSocket('udp4');
+    await new Promise<void>((r) => gone.bind(0, '127.0.0.1', r));
+    const port = gone.address().port;
+    await new Promise<void>((r) => gone.close(() => r()));
+    const troubles: string[] = [];
+    const d = await udpDatagrams((kind) => troubles.push(kind))({
+      address: '127.0.0.1',
+      port: 0,
+      purpose: 'test',
+      peer: { address: '127.0.0.1', port },
+    });
+    try {
+      const b = Buffer.from('data');
+      for (let i = 0; i < 3 && !troubles.includes('peer-gone'); i++) {
+        d.send(b, 0, b.length, { address: '127.0.0.1', port });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(troubles.includes('peer-gone'), `troubles: ${troubles.join(', ')}`);
+      assert.ok(!troubles.includes('socket-error'));
+      assert.equal(isRoutineTrouble('peer-gone'), true);
+      assert.equal(isRoutineTrouble('socket-error'), false);
+    } finally {
+      await d.close();
     }
   });
 });
